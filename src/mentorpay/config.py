@@ -1,0 +1,145 @@
+"""MentorpayConfig: one frozen, validated object; secrets never appear in its repr.
+
+Nothing reads the environment unless the host asks with :meth:`MentorpayConfig.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from mentorpay.commission import CommissionPolicy, CommissionResolver
+from mentorpay.errors import ConfigurationError
+from mentorpay.money import normalize_currency
+
+__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig"]
+
+DEFAULT_DATABASE_URL = "sqlite:///mentorpay.db"
+
+
+class MentorpayConfig(BaseModel):
+    """Everything mentorpay needs to know, validated once at construction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    #: Signing secrets tried in turn: rotation, and platform plus Connect endpoints.
+    webhook_secrets: Annotated[tuple[SecretStr, ...], Field(min_length=1)]
+    stripe_secret_key: SecretStr | None = None
+    commission: InstanceOf[CommissionPolicy] = CommissionPolicy(rate_bps=1000)
+    #: Per-mentor override: returns a policy for that mentor, or None for the default.
+    commission_resolver: CommissionResolver | None = Field(default=None, repr=False)
+    webhook_tolerance: Annotated[int, Field(gt=0)] = 300
+    max_payload_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    #: How long a payment stays pending before ``release_due`` makes it available.
+    hold_period: timedelta = timedelta(days=7)
+    #: Connect destination charges: the fee goes to the platform, the rest to the mentor.
+    connect_destination_charges: bool = False
+    checkout_expiry: timedelta = timedelta(hours=1)
+    payout_mode: Literal["stripe_transfer", "manual"] = "manual"
+    #: Smallest payout a mentor may request, per currency, in minor units.
+    min_payout: Mapping[str, int] = Field(default_factory=dict)
+    #: Connect refunds: pull the mentor's share back and return the platform's fee.
+    refund_reverse_transfer: bool = True
+    refund_application_fee: bool = True
+    #: Bounded retries on serialization failures and deadlocks.
+    db_retries: Annotated[int, Field(ge=0, le=50)] = 8
+    database_url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if isinstance(value, str | SecretStr):
+            value = [value]
+        if isinstance(value, list | tuple):
+            raw = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+            cleaned = [s.strip() for s in raw if isinstance(s, str) and s.strip()]
+            if len(cleaned) != len(raw):
+                raise ValueError("webhook secrets must be non-empty strings")
+            return tuple(cleaned)
+        return value
+
+    @field_validator("checkout_expiry")
+    @classmethod
+    def _stripe_expiry_window(cls, value: timedelta) -> timedelta:
+        # Stripe accepts expires_at between 30 minutes and 24 hours after creation.
+        if not timedelta(minutes=30) <= value <= timedelta(hours=24):
+            raise ValueError("checkout_expiry must be between 30 minutes and 24 hours")
+        return value
+
+    @field_validator("hold_period")
+    @classmethod
+    def _non_negative_hold(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("hold_period cannot be negative")
+        return value
+
+    @field_validator("min_payout")
+    @classmethod
+    def _min_payout_currencies(cls, value: Mapping[str, int]) -> Mapping[str, int]:
+        out: dict[str, int] = {}
+        for currency, amount in value.items():
+            if type(amount) is not int or amount < 0:
+                raise ValueError(f"min_payout for {currency} must be a non-negative int")
+            out[normalize_currency(currency)] = amount
+        return out
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid mentorpay configuration: {exc}") from exc
+
+    def policy_for(self, mentor_id: str) -> CommissionPolicy:
+        """The commission policy for one mentor: the resolver's override, else the default."""
+        if self.commission_resolver is not None:
+            override = self.commission_resolver(mentor_id)
+            if override is not None:
+                return override
+        return self.commission
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> MentorpayConfig:
+        """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET (comma-separated),
+        MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and MENTORPAY_HOLD_DAYS."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        secrets = [s for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
+        if secrets:
+            values["webhook_secrets"] = secrets
+        if env.get("STRIPE_SECRET_KEY"):
+            values["stripe_secret_key"] = env["STRIPE_SECRET_KEY"]
+        if env.get("MENTORPAY_DATABASE_URL"):
+            values["database_url"] = env["MENTORPAY_DATABASE_URL"]
+        if env.get("MENTORPAY_COMMISSION_BPS"):
+            values["commission"] = CommissionPolicy(
+                rate_bps=_env_int(env, "MENTORPAY_COMMISSION_BPS")
+            )
+        if env.get("MENTORPAY_HOLD_DAYS"):
+            values["hold_period"] = timedelta(days=_env_int(env, "MENTORPAY_HOLD_DAYS"))
+        values.update(overrides)
+        if "webhook_secrets" not in values:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET is not set: mentorpay refuses to accept unsigned webhooks"
+            )
+        return cls(**values)
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, got {env[name]!r}") from exc

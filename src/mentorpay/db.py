@@ -1,0 +1,160 @@
+"""Engines and transactions: one place that knows SQLite and PostgreSQL differ.
+
+- SQLite: WAL journal, a busy timeout, ``synchronous=FULL`` (a payment acknowledged to Stripe must
+  survive a power cut) and ``BEGIN IMMEDIATE`` so a writer takes the lock up front instead of
+  failing on upgrade half-way through a transaction.
+- PostgreSQL (and PostgreSQL-wire distributed SQL): READ COMMITTED plus conditional updates and
+  unique constraints; serialization failures (40001) and deadlocks (40P01) are retried with
+  jittered exponential backoff, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import sessionmaker
+
+from mentorpay.errors import ConfigurationError, DatabaseBusyError
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "READ_ONLY",
+    "coerce_engine",
+    "is_retryable",
+    "make_engine",
+    "read_connection",
+    "run_in_transaction",
+    "transaction",
+]
+
+T = TypeVar("T")
+
+DEFAULT_RETRIES = 8
+#: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
+READ_ONLY = "mentorpay_read_only"
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine configured the way mentorpay's transactions need."""
+    try:
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url, **kwargs)
+        # No pool_pre_ping: it costs a round trip per checkout on the webhook hot path; a dropped
+        # connection fails its transaction, which callers retry as a whole.
+        return create_engine(url, **kwargs)
+    except Exception as exc:  # a bad URL or a missing driver is a setup error
+        raise ConfigurationError(f"cannot create a database engine: {exc}", url=_safe(url)) from exc
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    busy_ms = int(kwargs.pop("busy_timeout_ms", 30_000))
+    if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:"):
+        raise ConfigurationError(
+            "mentorpay needs a file-backed SQLite database (WAL and several connections); "
+            "use sqlite:///path/to/file.db",
+            url=url,
+        )
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver level so that SQLAlchemy's BEGIN below is the only BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Readers must not take the write lock: in WAL mode they run beside the writer.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def coerce_engine(engine_or_session_factory: Engine | sessionmaker[Any] | str) -> Engine:
+    """Accept an Engine, a sessionmaker bound to one, or a URL."""
+    if isinstance(engine_or_session_factory, Engine):
+        return engine_or_session_factory
+    if isinstance(engine_or_session_factory, str):
+        return make_engine(engine_or_session_factory)
+    bind = engine_or_session_factory.kw.get("bind")
+    if isinstance(bind, Engine):
+        return bind
+    if isinstance(bind, Connection):
+        return bind.engine
+    raise ConfigurationError("the session factory passed to mentorpay is not bound to an engine")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for serialization failures, deadlocks and SQLite lock contention."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(orig).lower()
+        return "database is locked" in text or "database is busy" in text
+    return False
+
+
+def run_in_transaction(
+    engine: Engine,
+    fn: Callable[[Connection], T],
+    *,
+    retries: int = DEFAULT_RETRIES,
+    base_delay: float = 0.005,
+) -> T:
+    """Run ``fn`` in one transaction, committing once; retry the whole of it when retryable.
+
+    ``fn`` must be safe to run again from the start: it sees a fresh transaction each time.
+    """
+    attempt = 0
+    while True:
+        try:
+            with engine.begin() as conn:
+                return fn(conn)
+        except DBAPIError as exc:
+            attempt += 1
+            if not is_retryable(exc):
+                raise
+            if attempt > retries:
+                raise DatabaseBusyError(
+                    f"gave up after {retries} retries on serialization failures", attempts=attempt
+                ) from exc
+            # Full jitter: spreads colliding writers apart instead of retrying in lockstep.
+            time.sleep(random.uniform(0, base_delay * (2 ** min(attempt, 8))))
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for queries: on SQLite it reads beside writers instead of queueing."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY: True})
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A plain transaction without retry, for callers composing their own unit of work."""
+    with engine.begin() as conn:
+        yield conn

@@ -1,0 +1,90 @@
+"""Types shared by the webhook processor and the services that handle events.
+
+A handler receives the open connection (it runs inside the event's transaction and never
+commits) and the parsed envelope, and returns a :class:`HandlerResult`. Business effects it
+reports are delivered to the host's callbacks after commit, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Connection
+
+__all__ = [
+    "EFFECT_KINDS",
+    "Effect",
+    "EffectKind",
+    "EventData",
+    "EventEnvelope",
+    "Handler",
+    "HandlerResult",
+    "HandlerStatus",
+]
+
+EffectKind = Literal[
+    "payment_succeeded",
+    "payment_failed",
+    "refund_applied",
+    "dispute_opened",
+    "dispute_closed",
+    "payout_settled",
+    "checkout_expired",
+]
+EFFECT_KINDS: tuple[EffectKind, ...] = (
+    "payment_succeeded",
+    "payment_failed",
+    "refund_applied",
+    "dispute_opened",
+    "dispute_closed",
+    "payout_settled",
+    "checkout_expired",
+)
+
+HandlerStatus = Literal["success", "payment_already_processed", "ignored", "deferred"]
+
+
+class EventData(BaseModel):
+    """``event.data``: the object the event is about (parsed further by its handler)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    object: dict[str, Any]
+
+
+class EventEnvelope(BaseModel):
+    """The fields of a Stripe event mentorpay reads; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    type: str
+    created: int
+    livemode: bool = False
+    api_version: str | None = None
+    #: Set on events from connected accounts (Connect webhooks).
+    account: str | None = None
+    data: EventData
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """A business effect committed by an event, for the host's after-commit callbacks."""
+
+    kind: EffectKind
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerResult:
+    """What a handler did. ``waiting_for`` names the payment intent a deferred event awaits."""
+
+    status: HandlerStatus
+    effects: list[Effect] = field(default_factory=list)
+    waiting_for: str | None = None
+
+
+Handler = Callable[[Connection, EventEnvelope], HandlerResult]

@@ -1,0 +1,239 @@
+"""mentorpay's tables, declared once as SQLAlchemy 2.0 typed models on mentorpay's own MetaData.
+
+The hot paths (webhooks, postings) use SQLAlchemy Core against ``Model.__table__``: the ORM unit
+of work costs several times the raw driver per event, while Core stays close to it. The ORM
+classes remain for readable queries, typing, and Alembic autogeneration.
+
+Every amount is a ``BigInteger`` in the currency's minor unit. Idempotency is a database fact:
+the inbox's event id, a payment's intent id and every ledger transaction's business key are
+unique, so two deliveries of one fact cannot both commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "CheckoutSession",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "MentorBalance",
+    "Payment",
+    "PayoutRequest",
+    "UTCDateTime",
+    "WebhookEvent",
+    "metadata",
+]
+
+# Deterministic constraint names keep Alembic migrations identical on every database.
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=_NAMING)
+
+Id = String(255)  # booking, user and Stripe ids: opaque strings, Stripe allows up to 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("mentorpay stores aware datetimes only; pass tzinfo=UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Payment(Base):
+    """One succeeded (or failed) payment for a booking, with its split frozen at capture time."""
+
+    __tablename__ = "mentorpay_payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payment_intent_id: Mapped[str] = mapped_column(Id, unique=True)
+    checkout_session_id: Mapped[str | None] = mapped_column(Id, index=True)
+    charge_id: Mapped[str | None] = mapped_column(Id, index=True)
+    booking_id: Mapped[str] = mapped_column(Id, index=True)
+    mentor_id: Mapped[str] = mapped_column(Id)
+    mentee_id: Mapped[str] = mapped_column(Id)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    platform_fee: Mapped[int] = mapped_column(BigInteger)
+    mentor_payout: Mapped[int] = mapped_column(BigInteger)
+    # The policy in force at capture, so later policy changes never rewrite history.
+    rate_bps: Mapped[int] = mapped_column(Integer)
+    rounding: Mapped[str] = mapped_column(String(16))
+    # Cumulative money reversed to the payer (refunds + lost disputes) and its split.
+    amount_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    payout_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Stripe's cumulative charge.amount_refunded as last applied.
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Mentor share currently frozen by an open dispute, and the gross amount disputed.
+    payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+    release_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_mentorpay_payments_mentor_id_id", "mentor_id", "id"),
+        Index("ix_mentorpay_payments_mentee_id_id", "mentee_id", "id"),
+        Index("ix_mentorpay_payments_release_due", "released_at", "release_due_at"),
+    )
+
+
+class MentorBalance(Base):
+    """Materialized per-mentor, per-currency balances; updated in the posting's transaction."""
+
+    __tablename__ = "mentorpay_mentor_balances"
+
+    mentor_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    available: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    withdrawn: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PayoutRequest(Base):
+    """A mentor's withdrawal: requested -> approved -> processing -> paid | failed | cancelled."""
+
+    __tablename__ = "mentorpay_payout_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mentor_id: Mapped[str] = mapped_column(Id)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str | None] = mapped_column(Id)
+    transfer_id: Mapped[str | None] = mapped_column(Id, unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_mentorpay_payout_requests_mentor_id_id", "mentor_id", "id"),
+        Index("ix_mentorpay_payout_requests_status", "status"),
+    )
+
+
+class WebhookEvent(Base):
+    """The inbox: every verified Stripe event, claimed by its unique id, replayable."""
+
+    __tablename__ = "mentorpay_webhook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(Id, unique=True)
+    type: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    # A deferred event waits for the payment intent named here.
+    waiting_for: Mapped[str | None] = mapped_column(Id, index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_mentorpay_webhook_events_status_id", "status", "id"),)
+
+
+class LedgerTransaction(Base):
+    """One balanced journal transaction; its business key makes each effect happen once."""
+
+    __tablename__ = "mentorpay_ledger_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    business_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    mentor_id: Mapped[str | None] = mapped_column(Id)
+    payment_intent_id: Mapped[str | None] = mapped_column(Id, index=True)
+    payout_request_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerEntry(Base):
+    """One leg of a transaction. Signed: the legs of a transaction sum to zero.
+
+    Convention: a positive amount increases the account's balance as its owner sees it
+    (mentor accounts, platform commission); ``stripe_clearing`` is the counter-account for money
+    entering (negative) or leaving (positive) through Stripe.
+    """
+
+    __tablename__ = "mentorpay_ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("mentorpay_ledger_transactions.id"), index=True
+    )
+    account: Mapped[str] = mapped_column(String(32))
+    mentor_id: Mapped[str | None] = mapped_column(Id)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_mentorpay_ledger_entries_mentor", "mentor_id", "currency", "account"),
+    )
+
+
+class CheckoutSession(Base):
+    """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated."""
+
+    __tablename__ = "mentorpay_checkout_sessions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    booking_id: Mapped[str] = mapped_column(Id, index=True)
+    mentee_id: Mapped[str] = mapped_column(Id)
+    mentor_id: Mapped[str] = mapped_column(Id)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    platform_fee: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
