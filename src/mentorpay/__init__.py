@@ -4,7 +4,9 @@ Importing mentorpay has no side effects: no environment reads, no connections, n
 """
 
 from mentorpay._version import __version__
+from mentorpay.app import MentorPay
 from mentorpay.bookings import BookingInfo, BookingSource
+from mentorpay.checkout import CheckoutService, CheckoutSessionInfo
 from mentorpay.commission import CommissionPolicy, CommissionResolver, Split, split_refund
 from mentorpay.config import MentorpayConfig
 from mentorpay.errors import (
@@ -38,8 +40,14 @@ from mentorpay.errors import (
     WebhookProcessingError,
     WebhookSignatureError,
 )
+from mentorpay.events import Effect, EffectKind
+from mentorpay.gateway import PaymentGateway, StripeGateway
 from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord, VerifyReport
 from mentorpay.money import Money, allocate
+from mentorpay.payouts import PayoutService, PayoutView
+from mentorpay.reconcile import Reconciler, ReconcileReport
+from mentorpay.refunds import RefundResult, RefundService
+from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
 
 __all__ = [
     "AlreadyPaidError",
@@ -49,22 +57,28 @@ __all__ = [
     "BookingNotPayableError",
     "BookingSource",
     "CardError",
+    "CheckoutService",
+    "CheckoutSessionInfo",
     "CommissionPolicy",
     "CommissionResolver",
     "ConfigurationError",
     "ConflictError",
     "CurrencyMismatchError",
     "DatabaseBusyError",
+    "Effect",
+    "EffectKind",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayInvalidRequestError",
     "GatewayRateLimitError",
     "IdempotencyConflictError",
+    "InboxEvent",
     "InsufficientBalanceError",
     "InvalidAmountError",
     "InvalidRequestError",
     "LedgerService",
     "MentorNotFoundError",
+    "MentorPay",
     "MentorpayConfig",
     "MentorpayError",
     "Money",
@@ -73,15 +87,25 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PayloadTooLargeError",
+    "PaymentGateway",
     "PaymentNotFoundError",
     "PaymentRecord",
     "PayoutNotFoundError",
+    "PayoutService",
     "PayoutStateError",
+    "PayoutView",
+    "ReconcileReport",
+    "Reconciler",
+    "RefundResult",
+    "RefundService",
     "Split",
+    "StripeGateway",
     "UnknownCurrencyError",
     "VerifyReport",
     "WebhookPayloadError",
     "WebhookProcessingError",
+    "WebhookProcessor",
+    "WebhookResult",
     "WebhookSignatureError",
     "__version__",
     "allocate",

@@ -1,25 +1,33 @@
-"""The ``mentorpay`` command: demo, database upgrade, balances, ledger verification.
+"""The ``mentorpay`` command: demo, database, balances, webhook inbox, payouts, reconciliation.
 
-Errors are one readable line on stderr and a non-zero exit code, never a traceback.
+Errors are one readable line on stderr and a non-zero exit code, never a traceback. Commands
+that need the whole library build :class:`~mentorpay.app.MentorPay` from the environment
+(``MENTORPAY_DATABASE_URL``, ``STRIPE_SECRET_KEY``); none of them verifies webhook signatures,
+so ``STRIPE_WEBHOOK_SECRET`` is optional here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from mentorpay._tables import BALANCE_HEADERS, balance_rows, table
 from mentorpay._version import __version__
-from mentorpay.config import DEFAULT_DATABASE_URL
+from mentorpay.app import MentorPay
+from mentorpay.config import DEFAULT_DATABASE_URL, MentorpayConfig
 from mentorpay.db import make_engine
 from mentorpay.demo import run_demo
-from mentorpay.errors import MentorpayError
+from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
+from mentorpay.gateway import PaymentGateway
 from mentorpay.ledger import LedgerService
 from mentorpay.migrations import upgrade
+from mentorpay.testing import InMemoryBookings
 
 __all__ = ["main"]
 
@@ -40,6 +48,48 @@ class Output:
 
     def error(self, text: str) -> None:
         print(f"mentorpay: error: {text}", file=self.err)
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        """A one-line progress bar on stderr, redrawn in place (only on a terminal)."""
+        if not getattr(self.err, "isatty", lambda: False)():
+            return
+        width = 30
+        filled = width * done // total if total else width
+        end = "\n" if done >= total else ""
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r{label} [{bar}] {done}/{total}", end=end, file=self.err, flush=True)
+
+
+class _NoGateway:
+    """Stands in when STRIPE_SECRET_KEY is unset: any Stripe call is a clear setup error."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise ConfigurationError(f"STRIPE_SECRET_KEY is not set: cannot call Stripe ({name})")
+
+
+def _facade(args: argparse.Namespace) -> MentorPay:
+    env = dict(os.environ)
+    env.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_cli_never_verifies_signatures")
+    if getattr(args, "url", None):
+        env["MENTORPAY_DATABASE_URL"] = args.url
+    config = MentorpayConfig.from_env(env)
+    gateway = None if config.stripe_secret_key else cast(PaymentGateway, _NoGateway())
+    return MentorPay(
+        config, make_engine(config.database_url), bookings=InMemoryBookings(), gateway=gateway
+    )
+
+
+def _parse_when(value: str) -> datetime:
+    """An ISO date or datetime; naive values are UTC."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(f"not an ISO date or datetime: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _print_json(out: Output, value: Any) -> None:
+    out.line(json.dumps(value, indent=2, sort_keys=True))
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -97,7 +147,97 @@ def cmd_ledger_verify(args: argparse.Namespace, out: Output) -> int:
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     """Walk bookings through payment, refunds, a dispute, release and payout."""
     path = Path(args.database)
-    return run_demo(path, out.line, fresh=not args.keep)
+    return run_demo(path, out.line, fresh=not args.keep, progress=out.progress)
+
+
+def cmd_events_list(args: argparse.Namespace, out: Output) -> int:
+    """The webhook inbox, newest first."""
+    mp = _facade(args)
+    try:
+        events = mp.webhooks.list_events(status=args.status, limit=args.limit)
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, [e.as_dict() for e in events])
+        return EXIT_OK
+    if not events:
+        out.line("no stored events" + (f" with status {args.status}" if args.status else ""))
+        return EXIT_OK
+    rows: list[list[object]] = [
+        [e.event_id, e.type, e.status, e.attempts, (e.last_error or "")[:60]] for e in events
+    ]
+    out.line(table(["event", "type", "status", "attempts", "last error"], rows))
+    return EXIT_OK
+
+
+def cmd_events_replay(args: argparse.Namespace, out: Output) -> int:
+    """Run stored events through the same path again."""
+    mp = _facade(args)
+    try:
+        if args.id:
+            result = mp.webhooks.replay(args.id)
+            out.line(f"{result.event_id}: {result.status}")
+            return EXIT_OK
+        failed = [e.event_id for e in mp.webhooks.list_events(status="failed", limit=10_000)]
+        failed.reverse()  # oldest first, as Stripe would have delivered them
+        still_failing = 0
+        for done, event_id in enumerate(failed, start=1):
+            try:
+                mp.webhooks.replay(event_id)
+            except MentorpayError:
+                still_failing += 1
+            out.progress(done, len(failed), "replaying")
+        out.line(f"replayed {len(failed)} failed event(s); {still_failing} still failing")
+        return EXIT_PROBLEMS if still_failing else EXIT_OK
+    finally:
+        mp.engine.dispose()
+
+
+def cmd_payouts_list(args: argparse.Namespace, out: Output) -> int:
+    """Payout requests, newest first."""
+    mp = _facade(args)
+    try:
+        payouts = mp.payouts.list(mentor_id=args.mentor, status=args.status, limit=args.limit)
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, [p.as_dict() for p in payouts])
+        return EXIT_OK
+    if not payouts:
+        out.line("no payout requests")
+        return EXIT_OK
+    rows: list[list[object]] = [
+        [p.id, p.mentor_id, str(p.amount), p.status, p.method, p.transfer_id or p.reference or ""]
+        for p in payouts
+    ]
+    out.line(table(["id", "mentor", "amount", "status", "method", "transfer/reference"], rows))
+    return EXIT_OK
+
+
+def cmd_release_due(args: argparse.Namespace, out: Output) -> int:
+    """Release every payment whose hold period has elapsed (run it from cron)."""
+    mp = _facade(args)
+    try:
+        released = mp.ledger.release_due(_parse_when(args.now) if args.now else None)
+    finally:
+        mp.engine.dispose()
+    out.line(f"released {len(released)} payment(s)")
+    return EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
+    """Compare Stripe's record of a period with the ledger."""
+    mp = _facade(args)
+    try:
+        until = _parse_when(args.until) if args.until else None
+        report = mp.reconcile(_parse_when(args.since), until, apply=args.apply)
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, report.as_dict())
+    else:
+        out.line(report.render())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +270,47 @@ def build_parser() -> argparse.ArgumentParser:
     verify = ledger_sub.add_parser("verify", help="recompute balances from the journal")
     verify.add_argument("--url", help=url_help)
     verify.set_defaults(func=cmd_ledger_verify)
+
+    events = sub.add_parser("events", help="the webhook inbox")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    ev_list = events_sub.add_parser("list", help="list stored webhook events")
+    ev_list.add_argument("--status", choices=["processed", "ignored", "deferred", "failed"])
+    ev_list.add_argument("--limit", type=int, default=50)
+    ev_list.add_argument("--json", action="store_true")
+    ev_list.add_argument("--url", help=url_help)
+    ev_list.set_defaults(func=cmd_events_list)
+    replay = events_sub.add_parser("replay", help="run stored events through the handlers again")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--failed", action="store_true", help="every failed event")
+    which.add_argument("--id", help="one event id (evt_...)")
+    replay.add_argument("--url", help=url_help)
+    replay.set_defaults(func=cmd_events_replay)
+
+    payouts = sub.add_parser("payouts", help="payout requests")
+    payouts_sub = payouts.add_subparsers(dest="payouts_command", required=True, metavar="ACTION")
+    po_list = payouts_sub.add_parser("list", help="list payout requests")
+    po_list.add_argument("--mentor")
+    po_list.add_argument(
+        "--status",
+        choices=["requested", "approved", "processing", "paid", "failed", "cancelled", "reversed"],
+    )
+    po_list.add_argument("--limit", type=int, default=100)
+    po_list.add_argument("--json", action="store_true")
+    po_list.add_argument("--url", help=url_help)
+    po_list.set_defaults(func=cmd_payouts_list)
+
+    due = sub.add_parser("release-due", help="make payments past their hold period available")
+    due.add_argument("--now", help="ISO datetime to use instead of the current time")
+    due.add_argument("--url", help=url_help)
+    due.set_defaults(func=cmd_release_due)
+
+    rec = sub.add_parser("reconcile", help="compare Stripe with the ledger for a period")
+    rec.add_argument("--since", required=True, help="ISO date or datetime (UTC if naive)")
+    rec.add_argument("--until", help="ISO date or datetime (default: now)")
+    rec.add_argument("--apply", action="store_true", help="record facts the ledger lacks")
+    rec.add_argument("--json", action="store_true")
+    rec.add_argument("--url", help=url_help)
+    rec.set_defaults(func=cmd_reconcile)
     return parser
 
 

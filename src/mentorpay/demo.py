@@ -1,87 +1,184 @@
-"""The ``mentorpay demo`` walk-through on a local SQLite file (no Stripe account needed)."""
+"""``mentorpay demo``: the whole flow on a local SQLite file, no Stripe account needed.
+
+Bookings -> Checkout (FakeGateway) -> signed webhooks (a duplicate, sibling events, a refund
+that arrives before its payment, a dispute) -> release -> payout -> transfer webhook -> balances
+and ``verify()``. Everything goes through the same public API a host application uses.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mentorpay._tables import BALANCE_HEADERS, balance_rows, table
-from mentorpay.commission import CommissionPolicy
+from mentorpay.app import MentorPay
+from mentorpay.bookings import BookingInfo
+from mentorpay.config import MentorpayConfig
 from mentorpay.db import make_engine
-from mentorpay.ledger import LedgerService
-from mentorpay.migrations import upgrade
+from mentorpay.events import Effect
 from mentorpay.money import Money
+from mentorpay.testing import (
+    FakeGateway,
+    InMemoryBookings,
+    encode_event,
+    make_event,
+    sign_payload,
+)
 
 __all__ = ["run_demo"]
 
 Say = Callable[[str], None]
+Progress = Callable[[int, int, str], None]
+
+DEMO_SECRET = "whsec_mentorpay_demo_only"  # noqa: S105 - a public demo value, never a real secret
+MENTEE = "mentee-7"
+BOOKINGS = (
+    BookingInfo("42", MENTEE, "alice", Money.parse("50.00", "GBP"), "confirmed", "acct_alice"),
+    BookingInfo("43", MENTEE, "alice", Money.parse("100.00", "GBP"), "confirmed", "acct_alice"),
+    BookingInfo("44", MENTEE, "bob", Money.parse("150.00", "GBP"), "confirmed", "acct_bob"),
+    BookingInfo("45", MENTEE, "bob", Money.parse("200.00", "GBP"), "confirmed", "acct_bob"),
+    BookingInfo("46", MENTEE, "chiyo", Money.parse("5000", "JPY"), "confirmed", "acct_chiyo"),
+)
 
 
-def run_demo(path: Path, say: Say, *, fresh: bool = True) -> int:
-    """Bookings -> payments -> commission split -> ledger -> balances; returns an exit code."""
+def _no_progress(done: int, total: int, label: str) -> None:
+    del done, total, label
+
+
+class _Stripe:
+    """Plays Stripe's part: the customer pays, and the webhooks Stripe would send arrive."""
+
+    def __init__(self, mp: MentorPay, gateway: FakeGateway) -> None:
+        self.mp = mp
+        self.gateway = gateway
+        self.statuses: Counter[str] = Counter()
+
+    def deliver(self, event_type: str, obj: Mapping[str, Any], event_id: str | None = None) -> str:
+        event = make_event(event_type, obj, event_id=event_id)
+        body = encode_event(event)
+        result = self.mp.webhooks.process(body, sign_payload(body, DEMO_SECRET))
+        self.statuses[result.status] += 1
+        return result.status
+
+    def redeliver(self, event_type: str, obj: Mapping[str, Any], event_id: str) -> str:
+        return self.deliver(event_type, obj, event_id=event_id)
+
+
+def run_demo(path: Path, say: Say, *, fresh: bool = True, progress: Progress = _no_progress) -> int:
+    """Run the demo against the SQLite file at ``path``; returns the process exit code."""
     if fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    engine = make_engine(f"sqlite:///{path}")
+    gateway = FakeGateway(checkout_url_template="https://checkout.example/{session_id}")
+    config = MentorpayConfig(webhook_secrets=[DEMO_SECRET], payout_mode="stripe_transfer")
+    bookings = InMemoryBookings(BOOKINGS)
+    mp = MentorPay(config, make_engine(f"sqlite:///{path}"), bookings=bookings, gateway=gateway)
     try:
-        upgrade(engine)
-        ledger = LedgerService(engine)
-        policy = CommissionPolicy(rate_bps=1000)
-        say(f"mentorpay demo on {path} (commission {policy.rate_bps / 100:g}%)\n")
-        bookings = [
-            ("42", "alice", "GBP", "50.00"),
-            ("43", "alice", "GBP", "100.00"),
-            ("44", "bob", "GBP", "150.00"),
-            ("45", "bob", "GBP", "200.00"),
-            ("46", "chiyo", "JPY", "5000"),
-        ]
-        rows = []
-        for booking_id, mentor, currency, price in bookings:
-            gross = Money.parse(price, currency)
-            outcome = ledger.record_payment(
-                payment_intent_id=f"pi_demo_{booking_id}",
-                booking_id=booking_id,
-                mentor_id=mentor,
-                mentee_id="mentee-7",
-                gross=gross,
-                policy=policy,
-            )
-            s = outcome.split
-            rows.append(
-                [booking_id, mentor, str(s.gross), str(s.platform_fee), str(s.mentor_payout)]
-            )
-        say("Payments and their exact commission split:")
-        say(table(["booking", "mentor", "paid", "platform fee", "mentor payout"], rows))
-        say("")
-        # A duplicate delivery of the first payment changes nothing.
-        again = ledger.record_payment(
-            payment_intent_id="pi_demo_42",
-            booking_id="42",
-            mentor_id="alice",
-            mentee_id="mentee-7",
-            gross=Money(5000, "GBP"),
-            policy=policy,
-        )
-        say(f"Duplicate of booking 42 recorded again? {again.created}")
-        ledger.release("42")
-        ledger.release("44")
-        say("Sessions 42 and 44 took place: their earnings are released.")
-        ledger.apply_refund_total("pi_demo_43", Money.parse("30.00", "GBP"))
-        say("Booking 43 partially refunded: 30.00 GBP (fee and payout reversed pro rata).")
-        with engine.begin() as conn:
-            ledger.reserve_payout(conn, 1, "bob", Money.parse("100.00", "GBP"))
-        with engine.begin() as conn:
-            ledger.settle_payout(conn, 1, "bob", Money.parse("100.00", "GBP"), outcome="paid")
-        say("Bob withdrew 100.00 GBP.\n")
-        views = [v for mentor in ("alice", "bob", "chiyo") for v in ledger.balances(mentor)]
-        say("Balances:")
-        say(table(BALANCE_HEADERS, balance_rows(views)))
-        say("")
-        for currency in ("GBP", "JPY"):
-            say(f"Platform commission {currency}: {ledger.platform_commission(currency)}")
-        report = ledger.verify()
-        status = "OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)
-        say(f"Ledger verify: {status} ({report.transactions} journal transactions)")
-        return 0 if report.ok else 2
+        return _walk_through(mp, gateway, bookings, say, progress)
     finally:
-        engine.dispose()
+        mp.engine.dispose()
+
+
+def _walk_through(
+    mp: MentorPay, gateway: FakeGateway, bookings: InMemoryBookings, say: Say, progress: Progress
+) -> int:
+    mp.upgrade_schema()
+    stripe = _Stripe(mp, gateway)
+    notifications: list[str] = []
+
+    def notify(effect: Effect) -> None:
+        notifications.append(effect.kind)
+
+    for kind in ("payment_succeeded", "refund_applied", "dispute_opened", "dispute_closed"):
+        mp.on(kind, notify)
+    mp.on("payout_settled", notify)
+
+    say(f"mentorpay demo (commission {mp.config.commission.rate_bps / 100:g}%, offline Stripe)\n")
+    intents: dict[str, str] = {}
+    sessions: dict[str, dict[str, Any]] = {}
+    for done, booking in enumerate(BOOKINGS, start=1):
+        info = mp.checkout.create_session(
+            booking.id,
+            user_id=MENTEE,
+            success_url="https://app.example/paid?session={CHECKOUT_SESSION_ID}",
+            cancel_url="https://app.example/cancelled",
+        )
+        sessions[booking.id] = gateway.complete_checkout_session(info.session_id)
+        intents[booking.id] = str(sessions[booking.id]["payment_intent"])
+        progress(done, len(BOOKINGS), "checkout")
+
+    # Booking 45 is refunded at Stripe, and that webhook overtakes the payment's own events.
+    refund_first = gateway.create_refund(
+        payment_intent_id=intents["45"],
+        amount=Money.parse("50.00", "GBP"),
+        idempotency_key="demo-refund-45",
+    )
+    early_charge = gateway.charge(refund_first.charge_id or "")
+    early = stripe.deliver("charge.refunded", early_charge)
+    say(f"Refund webhook for booking 45 arrived before its payment: {early}")
+
+    rows = []
+    total = len(BOOKINGS)
+    for done, booking in enumerate(BOOKINGS, start=1):
+        session = sessions[booking.id]
+        intent = gateway.payment_intent(intents[booking.id])
+        first = stripe.deliver("checkout.session.completed", session, f"evt_demo_cs_{booking.id}")
+        sibling = stripe.deliver("payment_intent.succeeded", intent)
+        payment = mp.ledger.payment(intents[booking.id])
+        rows.append(
+            [
+                booking.id,
+                payment.mentor_id,
+                str(payment.gross),
+                str(payment.platform_fee),
+                str(payment.mentor_payout),
+                f"{first} / {sibling}",
+            ]
+        )
+        progress(done, total, "webhooks")
+    say("\nPayments (checkout.session.completed / payment_intent.succeeded):")
+    say(table(["booking", "mentor", "paid", "platform fee", "mentor payout", "webhooks"], rows))
+
+    again = stripe.redeliver("checkout.session.completed", sessions["42"], "evt_demo_cs_42")
+    say(f"\nStripe delivers booking 42's event again: {again}")
+    say(f"Booking 45 after its early refund: {mp.ledger.payment(intents['45']).status}")
+
+    mp.refunds.refund(intents["43"], Money.parse("30.00", "GBP"))
+    charge_43 = gateway.payment_intent(intents["43"])["latest_charge"]
+    stripe.deliver("charge.refunded", gateway.charge(charge_43))
+    say("Booking 43 partially refunded by the platform: 30.00 GBP (fee and payout pro rata)")
+
+    dispute = gateway.open_dispute(intents["44"])
+    stripe.deliver("charge.dispute.created", dispute)
+    held = mp.ledger.balance("bob", "GBP").held
+    say(f"Booking 44 disputed by the cardholder: {held} of bob's earnings held")
+    stripe.deliver("charge.dispute.closed", gateway.close_dispute(dispute["id"], won=True))
+    say("The platform won the dispute: the hold is released")
+
+    for booking_id in ("42", "44", "46"):
+        mp.ledger.release(booking_id)
+    say("Sessions 42, 44 and 46 took place: their earnings are available")
+
+    payout = mp.payouts.request("bob", Money.parse("100.00", "GBP"), destination="acct_bob")
+    mp.payouts.approve(payout.id, approver="admin-1")
+    executed = mp.payouts.execute(payout.id)
+    stripe.deliver("transfer.created", gateway.transfer(executed.transfer_id or ""))
+    say(f"Bob withdrew 100.00 GBP: payout {payout.id} is {mp.payouts.get(payout.id).status}")
+
+    views = [v for mentor in ("alice", "bob", "chiyo") for v in mp.ledger.balances(mentor)]
+    say("\nBalances:")
+    say(table(BALANCE_HEADERS, balance_rows(views)))
+    for currency in ("GBP", "JPY"):
+        say(f"Platform commission {currency}: {mp.ledger.platform_commission(currency)}")
+    say(
+        "Webhook answers: "
+        + ", ".join(f"{status} x{count}" for status, count in sorted(stripe.statuses.items()))
+    )
+    say(f"After-commit notifications sent: {len(notifications)} ({dict(Counter(notifications))})")
+    report = mp.ledger.verify()
+    outcome = "OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)
+    say(f"Ledger verify: {outcome} ({report.transactions} journal transactions)")
+    del bookings
+    return 0 if report.ok else 2

@@ -117,6 +117,8 @@ class Payment(Base):
         Index("ix_mentorpay_payments_mentor_id_id", "mentor_id", "id"),
         Index("ix_mentorpay_payments_mentee_id_id", "mentee_id", "id"),
         Index("ix_mentorpay_payments_release_due", "released_at", "release_due_at"),
+        # Reconciliation looks for payments changed (refunded, disputed) in a period.
+        Index("ix_mentorpay_payments_updated_at", "updated_at"),
     )
 
 
@@ -136,7 +138,11 @@ class MentorBalance(Base):
 
 
 class PayoutRequest(Base):
-    """A mentor's withdrawal: requested -> approved -> processing -> paid | failed | cancelled."""
+    """A mentor's withdrawal, moved by an explicit state machine (see ``payouts.TRANSITIONS``).
+
+    requested -> approved | cancelled; approved -> processing | cancelled | paid (manual mode);
+    processing -> paid | failed; paid -> reversed.
+    """
 
     __tablename__ = "mentorpay_payout_requests"
 
@@ -148,6 +154,9 @@ class PayoutRequest(Base):
     method: Mapped[str] = mapped_column(String(16))
     destination: Mapped[str | None] = mapped_column(Id)
     transfer_id: Mapped[str | None] = mapped_column(Id, unique=True)
+    #: Manual mode: the platform's own bank transfer reference.
+    reference: Mapped[str | None] = mapped_column(Id, unique=True)
+    approved_by: Mapped[str | None] = mapped_column(Id)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -220,7 +229,12 @@ class LedgerEntry(Base):
 
 
 class CheckoutSession(Base):
-    """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated."""
+    """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated.
+
+    Status: ``creating`` (claimed before calling Stripe; kept when Stripe's answer was lost so
+    the retry replays the same idempotent request), ``open``, ``complete``, ``expired``, and
+    ``abandoned`` (its idempotency key conflicted; the next attempt uses a fresh key).
+    """
 
     __tablename__ = "mentorpay_checkout_sessions"
 

@@ -1,17 +1,62 @@
 """mentorpay's public test kit: use it in your own application's tests.
 
 - :class:`InMemoryBookings`: the reference ``BookingSource``.
+- :class:`FakeGateway`: an in-memory ``PaymentGateway`` that behaves like Stripe.
+- :func:`sign_payload`, :func:`make_event`, :func:`encode_event` and the object builders
+  (:func:`checkout_session`, :func:`payment_intent`, :func:`charge`, :func:`dispute`,
+  :func:`transfer`): signed, Stripe-shaped webhook events.
+- :class:`OfflineCheckout`, :func:`post_webhook`: a local page standing in for Stripe Checkout
+  that sends the app the signed webhooks Stripe would send (the examples' offline mode).
 - :func:`sqlite_engine`, :func:`postgres_engine`, :func:`truncate_all`: databases with
   mentorpay's tables, configured exactly as in production.
 """
 
 from mentorpay.testing._bookings import InMemoryBookings
 from mentorpay.testing._db import POSTGRES_URL_ENV, postgres_engine, sqlite_engine, truncate_all
+from mentorpay.testing._events import (
+    STRIPE_API_VERSION,
+    booking_metadata,
+    charge,
+    checkout_session,
+    dispute,
+    encode_event,
+    make_event,
+    payment_intent,
+    sign_payload,
+    stripe_id,
+    transfer,
+)
+from mentorpay.testing._gateway import FakeGateway, GatewayCall
+from mentorpay.testing._offline import (
+    OfflineCheckout,
+    PaidSession,
+    SignedEvent,
+    WebhookDeliverer,
+    post_webhook,
+)
 
 __all__ = [
     "POSTGRES_URL_ENV",
+    "STRIPE_API_VERSION",
+    "FakeGateway",
+    "GatewayCall",
     "InMemoryBookings",
+    "OfflineCheckout",
+    "PaidSession",
+    "SignedEvent",
+    "WebhookDeliverer",
+    "booking_metadata",
+    "charge",
+    "checkout_session",
+    "dispute",
+    "encode_event",
+    "make_event",
+    "payment_intent",
+    "post_webhook",
     "postgres_engine",
+    "sign_payload",
     "sqlite_engine",
+    "stripe_id",
+    "transfer",
     "truncate_all",
 ]

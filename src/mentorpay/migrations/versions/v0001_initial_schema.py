@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 22:12:58.280420
+Create Date: 2026-11-26 22:32:33.606935
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_mentorpay_payments_release_due", ["released_at", "release_due_at"], unique=False
         )
+        batch_op.create_index("ix_mentorpay_payments_updated_at", ["updated_at"], unique=False)
 
     op.create_table(
         "mentorpay_payout_requests",
@@ -140,12 +141,15 @@ def upgrade() -> None:
         sa.Column("method", sa.String(length=16), nullable=False),
         sa.Column("destination", sa.String(length=255), nullable=True),
         sa.Column("transfer_id", sa.String(length=255), nullable=True),
+        sa.Column("reference", sa.String(length=255), nullable=True),
+        sa.Column("approved_by", sa.String(length=255), nullable=True),
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mentorpay_payout_requests")),
+        sa.UniqueConstraint("reference", name=op.f("uq_mentorpay_payout_requests_reference")),
         sa.UniqueConstraint("transfer_id", name=op.f("uq_mentorpay_payout_requests_transfer_id")),
     )
     with op.batch_alter_table("mentorpay_payout_requests", schema=None) as batch_op:
@@ -223,6 +227,7 @@ def downgrade() -> None:
 
     op.drop_table("mentorpay_payout_requests")
     with op.batch_alter_table("mentorpay_payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_mentorpay_payments_updated_at")
         batch_op.drop_index("ix_mentorpay_payments_release_due")
         batch_op.drop_index("ix_mentorpay_payments_mentor_id_id")
         batch_op.drop_index("ix_mentorpay_payments_mentee_id_id")

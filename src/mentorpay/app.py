@@ -1,0 +1,140 @@
+"""MentorPay: the facade that wires config, database, gateway and the host's bookings together.
+
+Everything is passed in (engine or session factory, bookings, gateway, clock); nothing reads the
+environment except :meth:`MentorPay.from_env`, which the host calls on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from mentorpay.bookings import BookingSource
+from mentorpay.checkout import CheckoutService
+from mentorpay.commission import Split
+from mentorpay.config import MentorpayConfig
+from mentorpay.db import coerce_engine, make_engine
+from mentorpay.errors import ConfigurationError, NotAuthorizedError
+from mentorpay.events import Effect, EffectKind
+from mentorpay.gateway import PaymentGateway, StripeGateway
+from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord
+from mentorpay.migrations import upgrade
+from mentorpay.models import metadata
+from mentorpay.money import Money
+from mentorpay.payouts import PayoutService
+from mentorpay.reconcile import Reconciler, ReconcileReport
+from mentorpay.refunds import RefundService
+from mentorpay.webhooks import WebhookProcessor
+
+__all__ = ["MentorPay"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MentorPay:
+    """One object per application: ``mp.webhooks``, ``mp.checkout``, ``mp.ledger``, ..."""
+
+    def __init__(
+        self,
+        config: MentorpayConfig,
+        engine_or_session_factory: Engine | sessionmaker[Any] | str,
+        *,
+        bookings: BookingSource,
+        gateway: PaymentGateway | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self.engine = coerce_engine(engine_or_session_factory)
+        self.bookings = bookings
+        if gateway is None:
+            if config.stripe_secret_key is None:
+                raise ConfigurationError(
+                    "no gateway given and no stripe_secret_key configured; pass "
+                    "gateway=FakeGateway() (mentorpay.testing) for tests and demos"
+                )
+            gateway = StripeGateway.from_config(config)
+        self.gateway = gateway
+        self.clock = clock
+        self.ledger = LedgerService(self.engine, clock=clock, retries=config.db_retries)
+        self.webhooks = WebhookProcessor(config, self.engine, self.ledger, clock=clock)
+        self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
+        self.refunds = RefundService(config, self.engine, gateway)
+        self.payouts = PayoutService(config, self.engine, self.ledger, gateway, clock=clock)
+        for event_type, handler in self.payouts.webhook_handlers().items():
+            self.webhooks.register(event_type, handler)
+        self._reconciler = Reconciler(
+            config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        bookings: BookingSource,
+        gateway: PaymentGateway | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> MentorPay:
+        """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, MENTORPAY_DATABASE_URL, ..."""
+        config = MentorpayConfig.from_env(environ, **overrides)
+        return cls(config, make_engine(config.database_url), bookings=bookings, gateway=gateway)
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """create_all, for tests and the demo; production uses :meth:`upgrade_schema`."""
+        metadata.create_all(self.engine)
+
+    def upgrade_schema(self) -> None:
+        """Apply mentorpay's Alembic migrations."""
+        upgrade(self.engine)
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def on(self, effect: EffectKind, callback: Callable[[Effect], None]) -> None:
+        """Run ``callback`` after commit, once per business effect of that kind."""
+        self.webhooks.on(effect, callback)
+
+    # -- queries for the API ------------------------------------------------------------------
+
+    def balances(self, viewer_id: str, mentor_id: str | None = None) -> list[BalanceView]:
+        """A mentor's balances, per currency; only the mentor may see them."""
+        target = mentor_id if mentor_id is not None else viewer_id
+        if target != viewer_id:
+            raise NotAuthorizedError(
+                "you can only see your own balance", viewer_id=viewer_id, mentor_id=target
+            )
+        return self.ledger.balances(target)
+
+    def history(
+        self,
+        viewer_id: str,
+        *,
+        role: Literal["mentor", "mentee"] = "mentor",
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[PaymentRecord]:
+        """Earnings (mentor) or payments (mentee); nobody sees another user's rows."""
+        target = user_id if user_id is not None else viewer_id
+        if target != viewer_id:
+            raise NotAuthorizedError(
+                "you can only see your own payment history", viewer_id=viewer_id, user_id=target
+            )
+        return self.ledger.history(target, role=role, limit=limit, cursor=cursor)
+
+    def commission_preview(self, amount: Money, mentor_id: str | None = None) -> Split:
+        """How an amount would split under the policy in force (the mentor's override if any)."""
+        return self.checkout.commission_preview(amount, mentor_id)
+
+    def reconcile(
+        self, since: datetime, until: datetime | None = None, *, apply: bool = False
+    ) -> ReconcileReport:
+        """Compare Stripe's record of a period with the ledger; optionally record what's missing."""
+        return self._reconciler.run(since, until, apply=apply)

@@ -1,0 +1,1277 @@
+"""The webhook processor: exactly-once ledger effects from Stripe's at-least-once deliveries.
+
+One event goes ``size check -> verify -> parse -> claim -> dispatch -> commit -> callbacks``:
+
+1. **Size**: a body above ``config.max_payload_bytes`` is refused before anything reads it (413).
+2. **Verify**: ``stripe.WebhookSignature.verify_header`` against each configured secret in turn,
+   with the tolerance passed explicitly. ``construct_event`` is not used: it builds SDK objects
+   (hundreds of microseconds) that mentorpay would throw away.
+3. **Parse**: ``EventEnvelope.model_validate_json`` once; each handler then validates only the
+   fields it reads from ``data.object`` into a small pydantic model (unknown fields ignored).
+4. **Duplicate peek**: one indexed read of the inbox by event id, outside any write transaction.
+   An event already ``processed`` or ``ignored`` is answered ``already_processed`` right there.
+5. **Claim** (inside one transaction, retried on serialization failures and deadlocks):
+   ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING id``. ``RETURNING`` matters: psycopg
+   reports a rowcount of -1 for ``ON CONFLICT DO NOTHING``. A concurrent duplicate blocks on the
+   unique index and then loses. A row left ``failed`` or ``deferred`` by an earlier attempt is
+   re-claimed with a conditional ``UPDATE ... WHERE status IN ('failed', 'deferred')``, so a retry
+   is processed again but two retries cannot both win.
+6. **Dispatch**: the handler for the event type applies ledger postings through ``conn`` (the
+   ledger never commits), and reports effects. The inbox row is written optimistically as
+   ``processed`` by the claim, so the common case needs no second inbox statement.
+7. **Commit**, then the host's after-commit callbacks, once per business effect.
+
+Exactly-once rests on database facts, not on the peek: the inbox's unique event id (one
+delivery wins), the payments' unique intent id (one of the sibling events records a payment:
+``checkout.session.completed``, ``checkout.session.async_payment_succeeded``,
+``payment_intent.succeeded``), and the ledger's unique business keys (a refund is keyed by the
+cumulative amount refunded, a dispute by its id and phase).
+
+Out of order: a refund or dispute for a payment not recorded yet is stored ``deferred`` with
+``waiting_for`` set to the payment intent, and answered 200. When the payment is recorded, the
+same transaction applies the rows waiting for it (in the order Stripe created the events).
+On PostgreSQL at READ COMMITTED a refund could decide "not recorded yet" while the payment's
+transaction is in flight, each invisible to the other; both sides therefore take a transaction-
+scoped advisory lock on the payment intent before that decision, so one of them always sees the
+other. SQLite needs nothing (``BEGIN IMMEDIATE`` serializes writers); SERIALIZABLE databases
+(CockroachDB) abort one side of that write skew and the retry sees the other. Each deferred
+event is applied inside a savepoint: one that fails is marked ``failed`` (replayable) instead of
+blocking its payment forever. Events deferred on a payment that turns out not to be
+mentorpay's (no booking metadata) are marked ``ignored``; a refund of such a payment arriving
+after it stays ``deferred`` (``list_events(status="deferred")`` shows them).
+
+Payments: ``checkout.session.completed`` credits only when ``payment_status`` is ``paid`` (an
+``unpaid`` session is answered ``success`` and waits for ``async_payment_succeeded``); the
+booking, mentor and mentee come from the object's metadata, and a payment without them is
+answered ``ignored``. ``payment_failed`` effects are sent once per failure event (each failed
+attempt of a payment intent is its own event).
+
+Disputes (``charge.dispute.closed``), following Stripe's statuses: ``won`` releases the held
+share; ``lost`` reverses the disputed amount like a refund; ``warning_closed`` (an inquiry that
+never became a chargeback) and ``prevented`` (no funds were withdrawn) release the hold like a
+win. A ``closed`` event arriving before its ``created`` event first opens the dispute, so the
+late ``created`` finds its business key taken and changes nothing.
+
+Failures: any exception in a handler rolls back the whole transaction; the failure is then
+recorded on the inbox row in a second, small transaction (status ``failed``, ``attempts``
+incremented, ``last_error``) and :class:`~mentorpay.errors.WebhookProcessingError` (500) is
+raised so Stripe retries. A field a handler needs but cannot read raises
+:class:`~mentorpay.errors.WebhookPayloadError` (400) and is recorded the same way.
+
+After-commit callbacks (:meth:`WebhookProcessor.on`) run in the calling thread after commit,
+once per business effect, never for a duplicate or a rolled-back attempt. A raising callback is
+logged and changes nothing. They are in-process: a crash between commit and callback loses the
+callback, never the payment (the inbox and the ledger keep the facts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar, cast
+
+import stripe
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+)
+from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from mentorpay.config import MentorpayConfig
+from mentorpay.db import is_retryable, run_in_transaction
+from mentorpay.errors import (
+    ConfigurationError,
+    DatabaseBusyError,
+    InvalidAmountError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentNotFoundError,
+    WebhookPayloadError,
+    WebhookProcessingError,
+    WebhookSignatureError,
+)
+from mentorpay.events import (
+    EFFECT_KINDS,
+    Effect,
+    EffectKind,
+    EventEnvelope,
+    Handler,
+    HandlerResult,
+    HandlerStatus,
+)
+from mentorpay.ledger import LedgerService
+from mentorpay.models import CheckoutSession, Payment, WebhookEvent
+from mentorpay.money import Money
+
+__all__ = [
+    "HANDLED_EVENT_TYPES",
+    "InboxEvent",
+    "InboxStatus",
+    "WebhookProcessor",
+    "WebhookResult",
+    "WebhookStatus",
+]
+
+logger = logging.getLogger("mentorpay.webhooks")
+
+WebhookStatus = Literal[
+    "success", "already_processed", "payment_already_processed", "ignored", "deferred"
+]
+InboxStatus = Literal["processed", "ignored", "deferred", "failed"]
+
+#: Event types with a built-in handler; every other type is recorded and answered ``ignored``.
+HANDLED_EVENT_TYPES: Final[tuple[str, ...]] = (
+    "charge.dispute.closed",
+    "charge.dispute.created",
+    "charge.refunded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "payment_intent.payment_failed",
+    "payment_intent.succeeded",
+)
+
+_INBOX_STATUS: Final[dict[HandlerStatus, InboxStatus]] = {
+    "success": "processed",
+    "payment_already_processed": "processed",
+    "ignored": "ignored",
+    "deferred": "deferred",
+}
+#: Statuses a new delivery (or a replay) may claim again; processed and ignored are final.
+_RECLAIMABLE: Final = ("failed", "deferred")
+_FINAL: Final = frozenset({"processed", "ignored"})
+_ID_MAX = 255  # the width of every id column (Stripe ids are at most 255 characters)
+_TYPE_MAX = 128
+_ERROR_MAX = 2000
+# Stripe amounts are far below this; the bound keeps a hostile body from overflowing BIGINT.
+_AMOUNT_MAX = 2**53
+
+_inbox = cast(Table, WebhookEvent.__table__)
+_checkouts = cast(Table, CheckoutSession.__table__)
+_payments = cast(Table, Payment.__table__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    """What happened to one delivery. Every status is answered HTTP 200.
+
+    ``success``: applied. ``already_processed``: this event id was handled before.
+    ``payment_already_processed``: a sibling event already recorded this payment. ``ignored``:
+    nothing for mentorpay to do (type not handled, or not a mentorpay payment). ``deferred``:
+    arrived before the payment it refers to; applied automatically when that is recorded.
+    """
+
+    status: WebhookStatus
+    event_id: str | None
+    event_type: str | None
+    http_status: int = 200
+    #: Business effects committed by this delivery (also sent to the after-commit callbacks).
+    effects: tuple[Effect, ...] = field(default=(), compare=False)
+    #: For ``deferred``: the payment intent the event waits for.
+    waiting_for: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body an adapter returns with ``http_status``."""
+        return {"status": self.status, "event_id": self.event_id, "event_type": self.event_type}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """One stored event, as ``mentorpay events list`` shows it (without the payload)."""
+
+    id: int
+    event_id: str
+    type: str
+    status: str
+    waiting_for: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    processed_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, timestamps in ISO 8601."""
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "type": self.type,
+            "status": self.status,
+            "waiting_for": self.waiting_for,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "created_at": self.created_at.isoformat(),
+            "processed_at": self.processed_at.isoformat() if self.processed_at else None,
+        }
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one event transaction committed (built afresh on every retry of the transaction)."""
+
+    status: WebhookStatus
+    effects: list[Effect]
+    waiting_for: str | None = None
+
+
+# -- the fields mentorpay reads from Stripe objects ---------------------------------------------
+
+
+def _clean_id(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps a hostile body a 400, not a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _expanded_id(value: Any) -> Any:
+    # Events never expand references, but objects fetched from the API by reconciliation may.
+    if isinstance(value, Mapping):
+        return value.get("id")
+    return value
+
+
+StripeId = Annotated[str, Field(min_length=1, max_length=_ID_MAX), AfterValidator(_clean_id)]
+StripeRef = Annotated[StripeId | None, BeforeValidator(_expanded_id)]
+Amount = Annotated[StrictInt, Field(ge=0, le=_AMOUNT_MAX)]
+
+
+class _StripeObject(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: StripeId
+    metadata: dict[str, str] | None = None
+
+
+class _CheckoutSessionObject(_StripeObject):
+    mode: str | None = None
+    payment_status: str | None = None
+    payment_intent: StripeRef = None
+    amount_total: Amount | None = None
+    currency: str | None = None
+
+
+class _PaymentIntentObject(_StripeObject):
+    amount: Amount
+    amount_received: Amount | None = None
+    currency: str
+    latest_charge: StripeRef = None
+    last_payment_error: dict[str, Any] | None = None
+
+
+class _ChargeObject(_StripeObject):
+    payment_intent: StripeRef = None
+    amount_refunded: Amount
+    currency: str
+
+
+class _DisputeObject(_StripeObject):
+    charge: StripeRef = None
+    payment_intent: StripeRef = None
+    amount: Amount
+    currency: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    booking_id: str
+    mentor_id: str
+    mentee_id: str
+
+
+def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking | None:
+    """The booking named in the metadata Checkout set, or None if this is not mentorpay's."""
+    if not metadata:
+        return None
+    values = [metadata.get(k) for k in ("booking_id", "mentor_id", "mentee_id")]
+    if not all(values):
+        return None
+    for value in values:
+        assert value is not None
+        if len(value) > _ID_MAX or "\x00" in value:
+            raise WebhookPayloadError(
+                f"{env.type} event {env.id}: booking metadata value is not a usable id",
+                event_id=env.id,
+                event_type=env.type,
+            )
+    booking_id, mentor_id, mentee_id = (str(v) for v in values)
+    return _Booking(booking_id, mentor_id, mentee_id)
+
+
+def _parse_object(model: type[M], env: EventEnvelope) -> M:
+    try:
+        return model.model_validate(env.data.object)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "object" for e in exc.errors()})
+        raise WebhookPayloadError(
+            f"{env.type} event {env.id}: data.object lacks or garbles {', '.join(fields)}",
+            event_id=env.id,
+            event_type=env.type,
+            fields=fields,
+        ) from None
+
+
+def _money(amount: int, currency: str | None, env: EventEnvelope) -> Money:
+    try:
+        if currency is None:
+            raise InvalidAmountError("no currency")
+        return Money(amount, currency)
+    except InvalidAmountError as exc:
+        raise WebhookPayloadError(
+            f"{env.type} event {env.id}: unusable amount or currency ({exc.message})",
+            event_id=env.id,
+            event_type=env.type,
+        ) from None
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for a payment intent (collisions only cost a wait)."""
+    digest = hashlib.blake2b(f"mentorpay:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
+
+
+# -- the processor ------------------------------------------------------------------------------
+
+
+class WebhookProcessor:
+    """Verify, parse and apply Stripe events exactly once. Thread-safe; share one per process.
+
+    ``register`` and ``on`` are meant for start-up, before deliveries arrive.
+    """
+
+    def __init__(
+        self,
+        config: MentorpayConfig,
+        engine: Engine,
+        ledger: LedgerService,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if not config.webhook_secrets:  # the config refuses this too; never accept unsigned
+            raise ConfigurationError("no webhook secret configured: refusing unsigned webhooks")
+        self._config = config
+        self._engine = engine
+        self._ledger = ledger
+        self._clock = clock
+        self._dialect = engine.dialect.name
+        self._retries = config.db_retries
+        self._handlers: dict[str, Handler] = {
+            "checkout.session.completed": self._on_checkout_completed,
+            "checkout.session.async_payment_succeeded": self._on_checkout_async_succeeded,
+            "checkout.session.async_payment_failed": self._on_checkout_async_failed,
+            "checkout.session.expired": self._on_checkout_expired,
+            "payment_intent.succeeded": self._on_payment_intent_succeeded,
+            "payment_intent.payment_failed": self._on_payment_intent_failed,
+            "charge.refunded": self._on_charge_refunded,
+            "charge.dispute.created": self._on_dispute_created,
+            "charge.dispute.closed": self._on_dispute_closed,
+        }
+        self._callbacks: dict[str, list[Callable[[Effect], None]]] = defaultdict(list)
+        self._build_statements()
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def register(self, event_type: str, handler: Handler, *, replace: bool = False) -> None:
+        """Handle ``event_type`` with ``handler`` (e.g. ``transfer.*`` from the payout service).
+
+        The handler runs inside the event's transaction and must not commit. Registering a type
+        that already has a handler is refused unless ``replace=True``.
+        """
+        if not event_type or len(event_type) > _TYPE_MAX:
+            raise ConfigurationError(f"not an event type: {event_type!r}")
+        if event_type in self._handlers and not replace:
+            raise ConfigurationError(
+                f"{event_type} already has a handler; pass replace=True to override it"
+            )
+        self._handlers[event_type] = handler
+
+    def on(self, effect_kind: EffectKind, callback: Callable[[Effect], None]) -> None:
+        """Call ``callback(effect)`` after commit, once per committed effect of that kind."""
+        if effect_kind not in EFFECT_KINDS:
+            raise ConfigurationError(
+                f"unknown effect kind {effect_kind!r}; expected one of {', '.join(EFFECT_KINDS)}"
+            )
+        self._callbacks[effect_kind].append(callback)
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def process(self, raw_body: bytes, signature_header: str | None) -> WebhookResult:
+        """Verify and apply one delivery: the raw request body and its Stripe-Signature header.
+
+        Raises PayloadTooLargeError (413), WebhookSignatureError / WebhookPayloadError (400),
+        WebhookProcessingError (500: rolled back, Stripe retries) or DatabaseBusyError (503).
+        """
+        limit = self._config.max_payload_bytes
+        if len(raw_body) > limit:
+            raise PayloadTooLargeError(
+                f"webhook body of {len(raw_body)} bytes exceeds the {limit}-byte limit",
+                size=len(raw_body),
+                limit=limit,
+            )
+        text = self._decode(raw_body)
+        self._verify(text, signature_header)
+        return self._handle_text(text)
+
+    def process_trusted(self, event: Mapping[str, Any] | bytes | str) -> WebhookResult:
+        """Apply an event without a signature, for replay and reconciliation only.
+
+        ``event`` is a Stripe-shaped event: a mapping (as reconciliation builds from API
+        objects) or its JSON text. Never pass a request body here: use :meth:`process`.
+        """
+        if isinstance(event, bytes | bytearray):
+            text = self._decode(bytes(event))
+        elif isinstance(event, str):
+            text = event
+        else:
+            try:
+                text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise WebhookPayloadError(f"event is not JSON-serializable: {exc}") from None
+        return self._handle_text(text)
+
+    def replay(self, event_id: str) -> WebhookResult:
+        """Run a stored event through the same path again (``mentorpay events replay --id``).
+
+        Events stored as ``failed`` or ``deferred`` are applied again; ``processed`` and
+        ``ignored`` ones answer ``already_processed``. Raises NotFoundError for an unknown id.
+        """
+        with self._engine.connect() as conn:
+            payload = conn.execute(
+                select(_inbox.c.payload).where(_inbox.c.event_id == event_id)
+            ).scalar()
+        if payload is None:
+            raise NotFoundError(f"no stored webhook event {event_id!r}", event_id=event_id)
+        return self.process_trusted(payload)
+
+    def replay_failed(self, *, include_deferred: bool = False) -> list[WebhookResult]:
+        """Replay every ``failed`` event (and ``deferred`` ones if asked), oldest first.
+
+        An event that fails again is logged, keeps its ``failed`` row (attempts and last_error
+        updated) and is left out of the returned list; see ``list_events(status="failed")``.
+        """
+        statuses = ("failed", "deferred") if include_deferred else ("failed",)
+        with self._engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(_inbox.c.event_id)
+                    .where(_inbox.c.status.in_(statuses))
+                    .order_by(_inbox.c.id)
+                ).scalars()
+            )
+        results: list[WebhookResult] = []
+        for event_id in ids:
+            try:
+                results.append(self.replay(event_id))
+            except (WebhookProcessingError, WebhookPayloadError, DatabaseBusyError) as exc:
+                logger.warning("replay of %s failed again: %s", event_id, exc.message)
+        return results
+
+    def list_events(self, status: str | None = None, limit: int = 100) -> list[InboxEvent]:
+        """Stored events, newest first, optionally only those with one status."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
+        if status is not None and status not in ("processed", "ignored", "deferred", "failed"):
+            raise InvalidRequestError(
+                "status must be processed, ignored, deferred or failed", status=status
+            )
+        query = select(
+            _inbox.c.id,
+            _inbox.c.event_id,
+            _inbox.c.type,
+            _inbox.c.status,
+            _inbox.c.waiting_for,
+            _inbox.c.attempts,
+            _inbox.c.last_error,
+            _inbox.c.created_at,
+            _inbox.c.processed_at,
+        )
+        if status is not None:
+            query = query.where(_inbox.c.status == status)
+        query = query.order_by(_inbox.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [InboxEvent(**row._mapping) for row in rows]
+
+    def apply_deferred(self, waiting_for: str) -> list[Effect]:
+        """Apply, in one transaction, the deferred events waiting for ``waiting_for``.
+
+        Recording a payment already does this for its payment intent; services whose handlers
+        defer on something else (a transfer, say) call this after creating it. Callbacks run.
+        """
+
+        def do(conn: Connection) -> list[Effect]:
+            self._serialize_on(conn, waiting_for)
+            return self._drain(conn, waiting_for, self._clock())
+
+        effects = run_in_transaction(self._engine, do, retries=self._retries)
+        self._run_callbacks(effects)
+        return effects
+
+    # -- the pipeline ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(raw_body: bytes) -> str:
+        try:
+            return raw_body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WebhookPayloadError(
+                f"webhook body is not UTF-8 (invalid byte at offset {exc.start})",
+                offset=exc.start,
+            ) from None
+
+    def _verify(self, payload: str, header: str | None) -> None:
+        if header is None or not header.strip():
+            self._reject("missing_header", "no Stripe-Signature header", None)
+        tolerance = self._config.webhook_tolerance
+        for secret in self._config.webhook_secrets:
+            try:
+                stripe.WebhookSignature.verify_header(
+                    payload, header, secret.get_secret_value(), tolerance=tolerance
+                )
+                return
+            except stripe.SignatureVerificationError:
+                continue
+        assert header is not None
+        self._diagnose(payload, header)
+
+    def _diagnose(self, payload: str, header: str) -> NoReturn:
+        """Every secret failed: work out why, for the log. Never logs a secret or signature."""
+        timestamp: int | None = None
+        has_v1 = False
+        for item in header.split(","):
+            key, _, value = item.strip().partition("=")
+            if key == "t" and timestamp is None:
+                with contextlib.suppress(ValueError):
+                    timestamp = int(value)
+            elif key == "v1" and value:
+                has_v1 = True
+        if timestamp is None:
+            self._reject("malformed_header", "the header has no t=<timestamp>", None)
+        if not has_v1:
+            self._reject("no_v1_signature", "the header carries no v1 signature", timestamp)
+        assert timestamp is not None
+        if timestamp < time.time() - self._config.webhook_tolerance:
+            # Stripe's SDK checks the signature before the timestamp: a stale delivery signed
+            # with a known secret verifies without the tolerance. That tells clock skew (or a
+            # replayed request) apart from a wrong secret.
+            for secret in self._config.webhook_secrets:
+                try:
+                    stripe.WebhookSignature.verify_header(
+                        payload, header, secret.get_secret_value(), tolerance=None
+                    )
+                except stripe.SignatureVerificationError:
+                    continue
+                self._reject(
+                    "timestamp_outside_tolerance",
+                    "the signature is valid but its timestamp is older than the tolerance "
+                    "(clock skew, or a replayed request)",
+                    timestamp,
+                )
+        self._reject(
+            "no_secret_matched",
+            "no configured secret produced this signature (wrong whsec_ secret for this "
+            "endpoint, or the body was modified or re-serialized before verification)",
+            timestamp,
+        )
+
+    def _reject(self, reason: str, detail: str, timestamp: int | None) -> NoReturn:
+        age = None if timestamp is None else int(time.time()) - timestamp
+        logger.warning(
+            "webhook signature rejected: %s (%s); timestamp age %s s, tolerance %s s, "
+            "%d secret(s) tried",
+            reason,
+            detail,
+            age,
+            self._config.webhook_tolerance,
+            len(self._config.webhook_secrets),
+        )
+        raise WebhookSignatureError(
+            f"webhook signature verification failed: {detail}", reason=reason
+        )
+
+    @staticmethod
+    def _parse(text: str) -> EventEnvelope:
+        try:
+            env = EventEnvelope.model_validate_json(text)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if any(e["type"] == "json_invalid" for e in errors):
+                raise WebhookPayloadError("webhook body is not valid JSON") from None
+            fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in errors})
+            raise WebhookPayloadError(
+                f"webhook body is not a Stripe event: missing or invalid {', '.join(fields)}",
+                fields=fields,
+            ) from None
+        if not 0 < len(env.id) <= _ID_MAX or "\x00" in env.id:
+            raise WebhookPayloadError("event id is empty, too long or contains NUL")
+        if not 0 < len(env.type) <= _TYPE_MAX or "\x00" in env.type:
+            raise WebhookPayloadError("event type is empty, too long or contains NUL")
+        return env
+
+    def _handle_text(self, text: str) -> WebhookResult:
+        env = self._parse(text)
+        if self._peek(env.id) in _FINAL:
+            return WebhookResult("already_processed", env.id, env.type)
+        try:
+            outcome = run_in_transaction(
+                self._engine, lambda conn: self._apply(conn, env, text), retries=self._retries
+            )
+        except (WebhookPayloadError, DatabaseBusyError) as exc:
+            self._record_failure(env, text, exc)
+            raise
+        except Exception as exc:
+            self._record_failure(env, text, exc)
+            raise WebhookProcessingError(
+                f"processing {env.type} event {env.id} failed ({type(exc).__name__}); "
+                "nothing was applied and Stripe will retry",
+                event_id=env.id,
+                event_type=env.type,
+            ) from exc
+        self._run_callbacks(outcome.effects)
+        return WebhookResult(
+            outcome.status,
+            env.id,
+            env.type,
+            effects=tuple(outcome.effects),
+            waiting_for=outcome.waiting_for,
+        )
+
+    def _peek(self, event_id: str) -> str | None:
+        """The stored status of an event, read outside any transaction (cheap duplicates).
+
+        Uses the pooled DBAPI connection directly: through SQLAlchemy, SQLite's ``begin``
+        hook would take the write lock (BEGIN IMMEDIATE) for this read, and psycopg would open
+        a transaction. A stale answer is harmless: the claim's unique constraint decides.
+        """
+        raw = self._engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            autocommit = self._dialect == "postgresql"
+            if autocommit:
+                driver.autocommit = True  # type: ignore[union-attr]
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(self._peek_sql, (event_id,))
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                if autocommit:
+                    driver.autocommit = False  # type: ignore[union-attr]
+        except Exception:
+            # A failed read must never fail the delivery: the transaction decides anyway.
+            logger.debug("duplicate peek failed; falling back to the claim", exc_info=True)
+            raw.invalidate()
+            return None
+        finally:
+            raw.close()
+        return None if row is None else str(row[0])
+
+    def _apply(self, conn: Connection, env: EventEnvelope, text: str) -> _Outcome:
+        now = self._clock()
+        row_id = conn.execute(
+            self._claim_insert,
+            {"b_event_id": env.id, "b_type": env.type, "b_payload": text, "b_now": now},
+        ).scalar()
+        if row_id is None:
+            row_id = conn.execute(self._reclaim, {"b_event_id": env.id, "b_now": now}).scalar()
+            if row_id is None:
+                return _Outcome("already_processed", [])
+        handler = self._handlers.get(env.type)
+        result = handler(conn, env) if handler is not None else HandlerResult("ignored")
+        status = _INBOX_STATUS[result.status]
+        if status != "processed":
+            # The claim wrote "processed" optimistically; only other outcomes cost a statement.
+            conn.execute(
+                self._finish,
+                {
+                    "b_id": row_id,
+                    "b_status": status,
+                    "b_waiting_for": result.waiting_for,
+                    "b_processed_at": None if status == "deferred" else now,
+                },
+            )
+        return _Outcome(result.status, list(result.effects), result.waiting_for)
+
+    def _record_failure(self, env: EventEnvelope, text: str, exc: BaseException) -> None:
+        """Store the failure in its own transaction; the event's transaction was rolled back."""
+        error = _describe(exc)
+        if isinstance(exc, WebhookPayloadError | DatabaseBusyError):
+            # Expected kinds of failure: the message says it all, a traceback adds noise.
+            logger.warning("webhook %s (%s) failed: %s", env.id, env.type, error)
+        else:
+            logger.error("webhook %s (%s) failed: %s", env.id, env.type, error, exc_info=exc)
+
+        def do(conn: Connection) -> None:
+            conn.execute(
+                self._failure_upsert,
+                {
+                    "b_event_id": env.id,
+                    "b_type": env.type,
+                    "b_payload": text,
+                    "b_error": error,
+                    "b_now": self._clock(),
+                },
+            )
+
+        try:
+            run_in_transaction(self._engine, do, retries=self._retries)
+        except Exception:
+            logger.exception("could not record the failure of webhook %s", env.id)
+
+    def _run_callbacks(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            for callback in self._callbacks.get(effect.kind, ()):
+                try:
+                    callback(effect)
+                except Exception:
+                    # The payment is committed; a host's email or analytics hook cannot undo it.
+                    logger.exception(
+                        "after-commit callback %r for %s raised", callback, effect.kind
+                    )
+
+    # -- deferred events ----------------------------------------------------------------------
+
+    def _serialize_on(self, conn: Connection, key: str) -> None:
+        """On PostgreSQL, serialize "is the payment recorded?" decisions about one intent.
+
+        At READ COMMITTED, a refund deciding to defer and the payment's transaction deciding
+        nothing waits for it could each miss the other's uncommitted row. A transaction-scoped
+        advisory lock taken by both before deciding makes one of them see the other's commit.
+        """
+        if self._dialect == "postgresql":
+            self._driver_execute(conn, self._lock_sql, (_lock_key(key),))
+
+    def _drain(self, conn: Connection, waiting_for: str, now: datetime) -> list[Effect]:
+        """Apply the events deferred on ``waiting_for``, in Stripe's order, inside ``conn``."""
+        rows = self._driver_execute(conn, self._deferred_sql, (waiting_for,))
+        if not rows:
+            return []
+        parsed: list[tuple[int, int, EventEnvelope | None, str | None]] = []
+        for row_id, payload in rows:
+            try:
+                envelope = EventEnvelope.model_validate_json(payload)
+                parsed.append((envelope.created, row_id, envelope, None))
+            except ValidationError as exc:
+                parsed.append((0, row_id, None, _describe(exc)))
+        parsed.sort(key=lambda item: (item[0], item[1]))
+        effects: list[Effect] = []
+        for _, row_id, env, error in parsed:
+            values: dict[str, Any]
+            if env is None:
+                values = {"status": "failed", "last_error": error}
+            else:
+                try:
+                    # A savepoint per event: one bad deferred event must not block the payment.
+                    with conn.begin_nested():
+                        handler = self._handlers.get(env.type)
+                        result = (
+                            handler(conn, env) if handler is not None else HandlerResult("ignored")
+                        )
+                except Exception as exc:
+                    if is_retryable(exc):
+                        raise
+                    logger.error("deferred webhook %s failed: %s", env.id, _describe(exc))
+                    values = {"status": "failed", "last_error": _describe(exc)}
+                else:
+                    status = _INBOX_STATUS[result.status]
+                    values = {
+                        "status": status,
+                        "waiting_for": result.waiting_for if status == "deferred" else waiting_for,
+                        "processed_at": None if status == "deferred" else now,
+                    }
+                    effects.extend(result.effects)
+            values["attempts"] = _inbox.c.attempts + 1
+            conn.execute(update(_inbox).where(_inbox.c.id == row_id).values(**values))
+        return effects
+
+    def _driver_execute(
+        self, conn: Connection, sql: str, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """Run a parameter-light statement on the transaction's own DBAPI connection.
+
+        Used for the advisory lock and the deferred-event check, which run on every recorded
+        payment and need no type processing: SQLAlchemy's result machinery would cost more
+        than the round trip. Driver errors are wrapped as SQLAlchemy's so deadlocks and
+        serialization failures are still recognized and retried.
+        """
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+        except self._driver_error as exc:
+            raise DBAPIError.instance(sql, params, exc, self._driver_error) from exc
+        finally:
+            cursor.close()
+
+    def _defer(
+        self, conn: Connection, pi: str, apply: Callable[[], HandlerResult]
+    ) -> HandlerResult:
+        """Run ``apply`` if the payment is recorded, else answer deferred on ``pi``."""
+        try:
+            return apply()
+        except PaymentNotFoundError:
+            pass
+        if self._dialect != "postgresql":
+            return HandlerResult("deferred", waiting_for=pi)
+        # Take the lock the payment's transaction also takes, then look again: a payment
+        # committed meanwhile is visible now, and one still in flight will see our row.
+        self._serialize_on(conn, pi)
+        try:
+            return apply()
+        except PaymentNotFoundError:
+            return HandlerResult("deferred", waiting_for=pi)
+
+    def _settle_orphans(self, conn: Connection, pi: str, now: datetime) -> None:
+        """Deferred events for a payment that turned out not to be mentorpay's: ignore them."""
+        conn.execute(
+            update(_inbox)
+            .where(_inbox.c.waiting_for == pi, _inbox.c.status == "deferred")
+            .values(
+                status="ignored",
+                processed_at=now,
+                last_error=f"payment {pi} has no mentorpay booking metadata",
+            )
+        )
+
+    # -- handlers: payments ---------------------------------------------------------------------
+
+    def _mark_checkout(
+        self, conn: Connection, session_id: str, status: str, now: datetime
+    ) -> dict[str, Any] | None:
+        """Set the status of mentorpay's checkout row if there is one; its fields if changed."""
+        row = conn.execute(
+            self._checkout_status, {"b_id": session_id, "b_status": status, "b_now": now}
+        ).first()
+        return None if row is None else dict(row._mapping)
+
+    def _record_payment(
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        *,
+        pi: str | None,
+        amount: int | None,
+        currency: str | None,
+        metadata: Mapping[str, str] | None,
+        session_id: str | None,
+        charge_id: str | None,
+    ) -> HandlerResult:
+        booking = _booking(metadata, env)
+        if pi is None:
+            # Subscription and setup sessions have no payment intent; not a booking payment.
+            logger.info("%s %s has no payment intent; ignored", env.type, env.id)
+            return HandlerResult("ignored")
+        now = self._clock()
+        if booking is None:
+            logger.info("payment %s has no mentorpay booking metadata; ignored", pi)
+            self._settle_orphans(conn, pi, now)
+            return HandlerResult("ignored")
+        if amount is None:
+            raise WebhookPayloadError(
+                f"{env.type} event {env.id}: the amount is missing",
+                event_id=env.id,
+                event_type=env.type,
+            )
+        gross = _money(amount, currency, env)
+        if not gross.is_positive():
+            logger.warning("payment %s of %s recorded nothing; ignored", pi, gross)
+            return HandlerResult("ignored")
+        outcome = self._ledger.record_payment(
+            payment_intent_id=pi,
+            booking_id=booking.booking_id,
+            mentor_id=booking.mentor_id,
+            mentee_id=booking.mentee_id,
+            gross=gross,
+            policy=self._config.policy_for(booking.mentor_id),
+            checkout_session_id=session_id,
+            charge_id=charge_id,
+            conn=conn,
+        )
+        if not outcome.created:
+            return HandlerResult("payment_already_processed")
+        self._ledger.set_release_due(pi, now + self._config.hold_period, conn=conn)
+        split = outcome.split
+        effects = [
+            Effect(
+                "payment_succeeded",
+                {
+                    "event_id": env.id,
+                    "payment_intent_id": pi,
+                    "checkout_session_id": session_id,
+                    "booking_id": booking.booking_id,
+                    "mentor_id": booking.mentor_id,
+                    "mentee_id": booking.mentee_id,
+                    "currency": gross.currency,
+                    "amount": gross.amount,
+                    "platform_fee": split.platform_fee.amount,
+                    "mentor_payout": split.mentor_payout.amount,
+                    "rate_bps": split.rate_bps,
+                },
+            )
+        ]
+        self._serialize_on(conn, pi)
+        effects.extend(self._drain(conn, pi, now))
+        return HandlerResult("success", effects)
+
+    def _on_checkout_completed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """Completed Checkout: record the payment when paid; async methods pay later."""
+        session = _parse_object(_CheckoutSessionObject, env)
+        self._mark_checkout(conn, session.id, "complete", self._clock())
+        if session.mode not in (None, "payment"):
+            return HandlerResult("ignored")
+        if session.payment_status != "paid":
+            # unpaid: a delayed method (bank debit); async_payment_succeeded records it later.
+            # no_payment_required: nothing was charged, so nothing to credit.
+            return HandlerResult("success")
+        return self._record_session_payment(conn, env, session)
+
+    def _on_checkout_async_succeeded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """A delayed payment method settled: record the payment."""
+        session = _parse_object(_CheckoutSessionObject, env)
+        self._mark_checkout(conn, session.id, "complete", self._clock())
+        if session.mode not in (None, "payment"):
+            return HandlerResult("ignored")
+        return self._record_session_payment(conn, env, session)
+
+    def _record_session_payment(
+        self, conn: Connection, env: EventEnvelope, session: _CheckoutSessionObject
+    ) -> HandlerResult:
+        return self._record_payment(
+            conn,
+            env,
+            pi=session.payment_intent,
+            amount=session.amount_total,
+            currency=session.currency,
+            metadata=session.metadata,
+            session_id=session.id,
+            charge_id=None,
+        )
+
+    def _on_payment_intent_succeeded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """The payment intent succeeded: record the payment (amount actually received)."""
+        intent = _parse_object(_PaymentIntentObject, env)
+        received = intent.amount_received
+        return self._record_payment(
+            conn,
+            env,
+            pi=intent.id,
+            amount=received if received else intent.amount,
+            currency=intent.currency,
+            metadata=intent.metadata,
+            session_id=None,
+            charge_id=intent.latest_charge,
+        )
+
+    def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """A delayed payment method failed: tell the host; the ledger does not change."""
+        session = _parse_object(_CheckoutSessionObject, env)
+        booking = _booking(session.metadata, env)
+        if booking is None:
+            return HandlerResult("ignored")
+        return HandlerResult(
+            "success",
+            [
+                Effect(
+                    "payment_failed",
+                    {
+                        "event_id": env.id,
+                        "payment_intent_id": session.payment_intent,
+                        "checkout_session_id": session.id,
+                        "booking_id": booking.booking_id,
+                        "mentor_id": booking.mentor_id,
+                        "mentee_id": booking.mentee_id,
+                        "reason": None,
+                    },
+                )
+            ],
+        )
+
+    def _on_payment_intent_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """A payment attempt failed: tell the host (one effect per attempt); no ledger change."""
+        intent = _parse_object(_PaymentIntentObject, env)
+        booking = _booking(intent.metadata, env)
+        if booking is None:
+            return HandlerResult("ignored")
+        error = intent.last_payment_error or {}
+        reason = error.get("message") or error.get("code")
+        return HandlerResult(
+            "success",
+            [
+                Effect(
+                    "payment_failed",
+                    {
+                        "event_id": env.id,
+                        "payment_intent_id": intent.id,
+                        "checkout_session_id": None,
+                        "booking_id": booking.booking_id,
+                        "mentor_id": booking.mentor_id,
+                        "mentee_id": booking.mentee_id,
+                        "reason": str(reason)[:500] if reason else None,
+                    },
+                )
+            ],
+        )
+
+    def _on_checkout_expired(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """The session expired unpaid: mark mentorpay's row and tell the host."""
+        session = _parse_object(_CheckoutSessionObject, env)
+        row = self._mark_checkout(conn, session.id, "expired", self._clock())
+        booking = _booking(session.metadata, env)
+        if row is None and booking is None:
+            return HandlerResult("ignored")
+        data: dict[str, Any] = {"event_id": env.id, "checkout_session_id": session.id}
+        if booking is not None:
+            data.update(
+                booking_id=booking.booking_id,
+                mentor_id=booking.mentor_id,
+                mentee_id=booking.mentee_id,
+            )
+        elif row is not None:
+            data.update(row)
+        return HandlerResult("success", [Effect("checkout_expired", data)])
+
+    # -- handlers: refunds and disputes -------------------------------------------------------
+
+    def _intent_for(self, conn: Connection, pi: str | None, charge_id: str | None) -> str | None:
+        """The payment intent a charge or dispute refers to (by the charge id as a fallback)."""
+        if pi is not None:
+            return pi
+        if charge_id is None:
+            return None
+        found: str | None = conn.execute(
+            select(_payments.c.payment_intent_id).where(_payments.c.charge_id == charge_id)
+        ).scalar()
+        return found
+
+    def _on_charge_refunded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """Bring the ledger up to the charge's cumulative ``amount_refunded``."""
+        charge = _parse_object(_ChargeObject, env)
+        pi = self._intent_for(conn, charge.payment_intent, charge.id)
+        if pi is None:
+            logger.info("refund of charge %s has no payment intent; ignored", charge.id)
+            return HandlerResult("ignored")
+        total = _money(charge.amount_refunded, charge.currency, env)
+
+        def apply() -> HandlerResult:
+            posting = self._ledger.apply_refund_total(pi, total, conn=conn)
+            if not posting.created:
+                return HandlerResult("success")
+            amount = posting.amount.amount if posting.amount is not None else None
+            return HandlerResult(
+                "success",
+                [
+                    Effect(
+                        "refund_applied",
+                        {
+                            "event_id": env.id,
+                            "payment_intent_id": pi,
+                            "charge_id": charge.id,
+                            "currency": total.currency,
+                            "amount": amount,
+                            "amount_refunded": total.amount,
+                        },
+                    )
+                ],
+            )
+
+        return self._defer(conn, pi, apply)
+
+    def _on_dispute_created(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """Hold the mentor's share of the disputed amount."""
+        dispute = _parse_object(_DisputeObject, env)
+        pi = self._intent_for(conn, dispute.payment_intent, dispute.charge)
+        if pi is None:
+            logger.info("dispute %s has no payment intent; ignored", dispute.id)
+            return HandlerResult("ignored")
+        amount = _money(dispute.amount, dispute.currency, env)
+
+        def apply() -> HandlerResult:
+            return HandlerResult("success", self._open(conn, env, pi, dispute, amount))
+
+        return self._defer(conn, pi, apply)
+
+    def _on_dispute_closed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
+        """Won (or an inquiry closed, or prevented): release the hold. Lost: reverse it."""
+        dispute = _parse_object(_DisputeObject, env)
+        if dispute.status in ("won", "warning_closed", "prevented"):
+            won = True
+        elif dispute.status == "lost":
+            won = False
+        else:
+            logger.warning(
+                "dispute %s closed with unexpected status %r; ignored", dispute.id, dispute.status
+            )
+            return HandlerResult("ignored")
+        pi = self._intent_for(conn, dispute.payment_intent, dispute.charge)
+        if pi is None:
+            logger.info("dispute %s has no payment intent; ignored", dispute.id)
+            return HandlerResult("ignored")
+        amount = _money(dispute.amount, dispute.currency, env)
+
+        def apply() -> HandlerResult:
+            # Opening first makes a "closed" that overtook its "created" net out correctly.
+            effects = self._open(conn, env, pi, dispute, amount)
+            posting = self._ledger.close_dispute(pi, dispute.id, won=won, conn=conn)
+            if posting.created:
+                effects.append(
+                    Effect(
+                        "dispute_closed",
+                        {
+                            "event_id": env.id,
+                            "payment_intent_id": pi,
+                            "dispute_id": dispute.id,
+                            "status": dispute.status,
+                            "won": won,
+                            "currency": amount.currency,
+                            "amount": amount.amount,
+                            "held": posting.amount.amount if posting.amount else None,
+                        },
+                    )
+                )
+            return HandlerResult("success", effects)
+
+        return self._defer(conn, pi, apply)
+
+    def _open(
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        pi: str,
+        dispute: _DisputeObject,
+        amount: Money,
+    ) -> list[Effect]:
+        posting = self._ledger.open_dispute(pi, dispute.id, amount, conn=conn)
+        if not posting.created:
+            return []
+        return [
+            Effect(
+                "dispute_opened",
+                {
+                    "event_id": env.id,
+                    "payment_intent_id": pi,
+                    "dispute_id": dispute.id,
+                    "currency": amount.currency,
+                    "amount": amount.amount,
+                    "held": posting.amount.amount if posting.amount else None,
+                },
+            )
+        ]
+
+    # -- statements, built once -----------------------------------------------------------------
+
+    def _build_statements(self) -> None:
+        """Pre-build the hot-path statements so each event only binds parameters."""
+        insert: Callable[[Table], Any]
+        deferred = (
+            "SELECT id, payload FROM mentorpay_webhook_events"
+            " WHERE waiting_for = {p} AND status = 'deferred' ORDER BY id"
+        )
+        if self._dialect == "sqlite":
+            insert = sqlite.insert
+            self._peek_sql = "SELECT status FROM mentorpay_webhook_events WHERE event_id = ?"
+            # No FOR UPDATE on SQLite: BEGIN IMMEDIATE already made this the only writer.
+            self._deferred_sql = deferred.format(p="?")
+        elif self._dialect in ("postgresql", "cockroachdb"):
+            insert = postgresql.insert
+            self._peek_sql = "SELECT status FROM mentorpay_webhook_events WHERE event_id = %s"
+            # FOR UPDATE: a concurrent replay of one of these rows waits, then sees it applied.
+            self._deferred_sql = deferred.format(p="%s") + " FOR UPDATE"
+        else:
+            raise ConfigurationError(
+                f"mentorpay supports PostgreSQL(-compatible) databases and SQLite, "
+                f"not {self._dialect}"
+            )
+        now: Any = bindparam("b_now")
+        claim = insert(_inbox).values(
+            event_id=bindparam("b_event_id"),
+            type=bindparam("b_type"),
+            status="processed",
+            waiting_for=None,
+            payload=bindparam("b_payload"),
+            attempts=1,
+            last_error=None,
+            created_at=now,
+            processed_at=now,
+        )
+        self._claim_insert = claim.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+            _inbox.c.id
+        )
+        self._reclaim = (
+            update(_inbox)
+            .where(_inbox.c.event_id == bindparam("b_event_id"), _inbox.c.status.in_(_RECLAIMABLE))
+            .values(status="processed", attempts=_inbox.c.attempts + 1, processed_at=now)
+            .returning(_inbox.c.id)
+        )
+        failed = insert(_inbox).values(
+            event_id=bindparam("b_event_id"),
+            type=bindparam("b_type"),
+            status="failed",
+            waiting_for=None,
+            payload=bindparam("b_payload"),
+            attempts=1,
+            last_error=bindparam("b_error"),
+            created_at=now,
+            processed_at=None,
+        )
+        self._failure_upsert = failed.on_conflict_do_update(
+            index_elements=["event_id"],
+            set_={
+                "status": "failed",
+                "attempts": _inbox.c.attempts + 1,
+                "last_error": failed.excluded.last_error,
+            },
+            # Never turn a committed success (a concurrent winner) back into a failure.
+            where=_inbox.c.status.in_(_RECLAIMABLE),
+        )
+        self._finish = (
+            update(_inbox)
+            .where(_inbox.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                waiting_for=bindparam("b_waiting_for"),
+                processed_at=bindparam("b_processed_at"),
+            )
+        )
+        self._checkout_status = (
+            update(_checkouts)
+            .where(
+                _checkouts.c.id == bindparam("b_id"), _checkouts.c.status != bindparam("b_status")
+            )
+            .values(status=bindparam("b_status"), updated_at=now)
+            .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)
+        )
+        self._lock_sql = "SELECT pg_advisory_xact_lock(%s)"
+        self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
