@@ -14,13 +14,16 @@ Errors are mentorpay's own, so adapters render them like any other: an unknown s
 from __future__ import annotations
 
 import html
+import ipaddress
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mentorpay.errors import (
+    ConfigurationError,
     ConflictError,
     GatewayConnectionError,
     GatewayError,
@@ -61,10 +64,10 @@ def post_webhook(url: str, event: SignedEvent, timeout: float = 10.0) -> int:
     """POST one signed event to a webhook URL on this machine; returns the HTTP status.
 
     Any status is returned, 4xx and 5xx included; an unreachable app raises
-    :class:`~mentorpay.errors.GatewayConnectionError`.
+    :class:`~mentorpay.errors.GatewayConnectionError`, and a URL off this machine (loopback
+    http only) :class:`~mentorpay.errors.ConfigurationError`.
     """
-    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
-        raise ValueError("the offline checkout only delivers webhooks to a local app")
+    _require_local(url)
     request = urllib.request.Request(  # noqa: S310 - scheme and host checked above
         url,
         data=event.body,
@@ -83,6 +86,28 @@ def post_webhook(url: str, event: SignedEvent, timeout: float = 10.0) -> int:
         raise GatewayConnectionError(
             f"could not deliver {event.event_type} to {url}: {exc}", url=url
         ) from exc
+
+
+def _require_local(url: str) -> None:
+    if not _is_local_http(url):
+        raise ConfigurationError(
+            f"the offline checkout only delivers webhooks to this machine, not to {url}: open "
+            "the app at http://127.0.0.1:<port>/ or http://localhost:<port>/",
+            url=url,
+        )
+
+
+def _is_local_http(url: str) -> bool:
+    """http:// to this machine only (loopback), whatever the Host header of a request said."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 @contextmanager
@@ -169,6 +194,8 @@ class OfflineCheckout:
         Raises :class:`~mentorpay.errors.GatewayError` (502) when the app answers an event
         with anything but a 2xx status (a secret that does not match, a failing handler).
         """
+        if deliver is post_webhook:
+            _require_local(webhook_url)  # before paying: a refused URL must not spend the session
         paid = self.pay(session_id)
         for event in paid.events:
             status = deliver(webhook_url, event)

@@ -1,0 +1,1 @@
+"""Runnable examples: mentorpay mounted in Flask and in FastAPI (see README)."""

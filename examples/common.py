@@ -1,0 +1,413 @@
+"""What the Flask and FastAPI examples share: setup, demo data, input parsing, tiny HTML pages.
+
+No payments logic lives here (mentorpay decides everything about money); this module only:
+
+- builds the :class:`~mentorpay.MentorPay` from the environment and applies its migrations;
+- stands in for the host application (demo bookings, the demo sign-in header);
+- turns query strings and JSON bodies into mentorpay's types, raising mentorpay's own errors so
+  the adapters render every failure the same way (``err.to_dict()`` with ``err.http_status``);
+- renders the demo's two pages (index, success) and the JSON both adapters answer.
+
+Environment (read once, by :func:`build_example`):
+
+``MENTORPAY_DATABASE_URL``
+    Default ``sqlite:///mentorpay-examples.db``, a file in the current directory.
+``STRIPE_SECRET_KEY``
+    Set: real Stripe Checkout (use test keys). Unset: **offline mode**, a ``FakeGateway`` whose
+    checkout URLs open a local page standing in for Stripe's; pressing Pay there sends the app
+    the signed webhooks Stripe would send.
+``STRIPE_WEBHOOK_SECRET``
+    Required with a real key. Offline mode falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a
+    public value that protects nothing: never use it with a real key.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import quote, urlencode, urljoin
+
+from mentorpay import (
+    BalanceView,
+    BookingInfo,
+    BookingNotFoundError,
+    CheckoutSessionInfo,
+    InvalidRequestError,
+    MentorPay,
+    MentorpayError,
+    Money,
+    NotFoundError,
+    Page,
+    PayloadTooLargeError,
+    PaymentRecord,
+    Split,
+)
+from mentorpay.testing import (
+    FakeGateway,
+    InMemoryBookings,
+    OfflineCheckout,
+    WebhookDeliverer,
+    post_webhook,
+)
+
+__all__ = [
+    "DEMO_MENTEE",
+    "DEMO_MENTOR",
+    "DEMO_USER_HEADER",
+    "EXAMPLES_DATABASE_URL",
+    "OFFLINE_CHECKOUT_PATH",
+    "OFFLINE_WEBHOOK_SECRET",
+    "WEBHOOK_PATH",
+    "AuthenticationRequiredError",
+    "Example",
+    "Role",
+    "balances_as_dict",
+    "booking_as_dict",
+    "booking_id_from_json",
+    "build_example",
+    "cancel_url",
+    "check_content_length",
+    "checkout_as_dict",
+    "current_user",
+    "demo_bookings",
+    "history_as_dict",
+    "history_query",
+    "index_html",
+    "money_query",
+    "pay_action",
+    "split_as_dict",
+    "success_html",
+    "success_url",
+    "webhook_url",
+]
+
+log = logging.getLogger("examples")
+
+#: DEMO ONLY: the header naming the signed-in user (see :func:`current_user`).
+DEMO_USER_HEADER: Final = "X-Demo-User"
+#: Offline mode's webhook secret when STRIPE_WEBHOOK_SECRET is unset. Public: it protects nothing.
+OFFLINE_WEBHOOK_SECRET: Final = "whsec_offline_demo_PUBLIC_NOT_A_SECRET"
+EXAMPLES_DATABASE_URL: Final = "sqlite:///mentorpay-examples.db"
+WEBHOOK_PATH: Final = "/payments/webhook"
+#: Relative on purpose: each response makes it absolute with the request's own host and port.
+OFFLINE_CHECKOUT_PATH: Final = "/fake-checkout/{session_id}"
+DEMO_MENTEE: Final = "7"
+DEMO_MENTOR: Final = "3"
+
+Role = Literal["mentor", "mentee"]
+
+
+class AuthenticationRequiredError(MentorpayError):
+    """Nobody is signed in (in the examples: the X-Demo-User header is missing)."""
+
+    http_status = 401
+    code = "authentication_required"
+
+
+def current_user(header_value: str | None) -> str:
+    """The signed-in user's id, from the value of the ``X-Demo-User`` header.
+
+    DEMO ONLY: trusting a header lets you act as any user with curl. A host application replaces
+    this with its own authentication: the user id from its session (``flask_login``), a verified
+    JWT or OAuth2 token (a FastAPI dependency), ... passed as ``str(user.id)``, raising
+    :class:`AuthenticationRequiredError` (401) when nobody is signed in.
+    """
+    user = (header_value or "").strip()
+    if not user:
+        raise AuthenticationRequiredError(
+            f"sign in first: this demo takes the user id from the {DEMO_USER_HEADER} header",
+            header=DEMO_USER_HEADER,
+        )
+    return user
+
+
+# -- setup -------------------------------------------------------------------------------------
+
+
+def demo_bookings() -> InMemoryBookings:
+    """The host application's bookings, stood in for by mentorpay's in-memory BookingSource."""
+    gbp50 = Money.parse("50.00", "gbp")
+    return InMemoryBookings(
+        [
+            BookingInfo("42", mentee_id="7", mentor_id="3", price=gbp50, status="confirmed"),
+            BookingInfo(
+                "43", mentee_id="7", mentor_id="3", price=Money.parse("80", "usd"), status="pending"
+            ),
+            BookingInfo("44", mentee_id="7", mentor_id="3", price=gbp50, status="cancelled"),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One example application's collaborators; ``offline`` is None with a real Stripe key."""
+
+    mp: MentorPay
+    bookings: InMemoryBookings
+    offline: OfflineCheckout | None
+    #: How the offline checkout sends its webhooks (tests swap in their test client).
+    deliver: WebhookDeliverer = post_webhook
+
+    def new_demo_booking(self) -> BookingInfo:
+        """A fresh booking of mentee 7 with mentor 3 for 50.00 GBP (the index page's button)."""
+        booking = BookingInfo(
+            id=f"demo-{uuid.uuid4().hex[:12]}",
+            mentee_id=DEMO_MENTEE,
+            mentor_id=DEMO_MENTOR,
+            price=Money.parse("50.00", "gbp"),
+            status="confirmed",
+        )
+        self.bookings.add(booking)
+        return booking
+
+    def booking(self, booking_id: str) -> BookingInfo:
+        """A booking of the demo host, or BookingNotFoundError (404)."""
+        booking = self.bookings.get_booking(booking_id)
+        if booking is None:
+            raise BookingNotFoundError(f"there is no booking {booking_id}", booking_id=booking_id)
+        return booking
+
+    def offline_checkout(self) -> OfflineCheckout:
+        """The local checkout page, or NotFoundError (404) when real Stripe is configured."""
+        if self.offline is None:
+            raise NotFoundError(
+                "the offline checkout is off because STRIPE_SECRET_KEY is set: pay on Stripe"
+            )
+        return self.offline
+
+
+def build_example(
+    environ: Mapping[str, str] | None = None, *, deliver: WebhookDeliverer = post_webhook
+) -> Example:
+    """Build mentorpay from ``environ`` (default: ``os.environ``) and apply its migrations."""
+    env = dict(os.environ if environ is None else environ)
+    if not env.get("MENTORPAY_DATABASE_URL"):
+        env["MENTORPAY_DATABASE_URL"] = EXAMPLES_DATABASE_URL
+    bookings = demo_bookings()
+    offline: OfflineCheckout | None = None
+    if env.get("STRIPE_SECRET_KEY"):
+        # Real Stripe: MentorPay builds a StripeGateway; STRIPE_WEBHOOK_SECRET is required.
+        mp = MentorPay.from_env(bookings=bookings, environ=env)
+    else:
+        if not env.get("STRIPE_WEBHOOK_SECRET"):
+            env["STRIPE_WEBHOOK_SECRET"] = OFFLINE_WEBHOOK_SECRET
+        gateway = FakeGateway(checkout_url_template=OFFLINE_CHECKOUT_PATH)
+        mp = MentorPay.from_env(bookings=bookings, gateway=gateway, environ=env)
+        offline = OfflineCheckout(gateway, mp.config.webhook_secrets[0].get_secret_value())
+        log.warning(
+            "mentorpay example in OFFLINE mode: no STRIPE_SECRET_KEY, so checkout is a local "
+            "page and no card is charged; open / in a browser to click through"
+        )
+    mp.upgrade_schema()
+    return Example(mp, bookings, offline, deliver)
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+def check_content_length(mp: MentorPay, content_length: int | str | None) -> None:
+    """Refuse a webhook whose declared size is over the limit before reading it (413).
+
+    mentorpay checks the bytes it is given as well; this only spares reading a huge body.
+    """
+    try:
+        size = int(content_length) if content_length is not None else 0
+    except ValueError:
+        return  # the server rejects a malformed Content-Length itself
+    limit = mp.config.max_payload_bytes
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"webhook body of {size} bytes exceeds the {limit}-byte limit", size=size, limit=limit
+        )
+
+
+def booking_id_from_json(raw: bytes) -> str:
+    """``{"booking_id": "42"}`` (an integer id is accepted too) -> ``"42"``; else 400."""
+    try:
+        data: Any = json.loads(raw)
+    except ValueError:
+        data = None
+    booking_id = data.get("booking_id") if isinstance(data, dict) else None
+    if isinstance(booking_id, int) and not isinstance(booking_id, bool):
+        booking_id = str(booking_id)
+    if not isinstance(booking_id, str) or not booking_id.strip():
+        raise InvalidRequestError('send a JSON body like {"booking_id": "42"}', field="booking_id")
+    return booking_id
+
+
+def history_query(role: str | None, limit: str | None) -> tuple[Role, int]:
+    """The ``role`` (default mentor) and ``limit`` (default 50) query parameters; else 400."""
+    if role is None or role == "mentor":
+        checked: Role = "mentor"
+    elif role == "mentee":
+        checked = "mentee"
+    else:
+        raise InvalidRequestError("role must be mentor or mentee", field="role", role=role)
+    if limit is None or limit == "":
+        return checked, 50
+    try:
+        return checked, int(limit)
+    except ValueError:
+        raise InvalidRequestError("limit must be an integer", field="limit") from None
+
+
+def money_query(amount: str | None, currency: str | None) -> Money:
+    """``?amount=100.00&currency=gbp`` as Money (GBP when no currency is given); else 400."""
+    if amount is None or not amount.strip():
+        raise InvalidRequestError(
+            "give an amount, e.g. ?amount=100.00&currency=gbp", field="amount"
+        )
+    return Money.parse(amount, currency or "gbp")
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def success_url(base_url: str, booking_id: str) -> str:
+    """Where checkout sends the mentee after paying."""
+    return urljoin(base_url, "/success?" + urlencode({"booking_id": booking_id}))
+
+
+def cancel_url(base_url: str) -> str:
+    """Where checkout sends the mentee who gives up."""
+    return urljoin(base_url, "/")
+
+
+def webhook_url(base_url: str) -> str:
+    """This app's own webhook route, where the offline checkout delivers its events."""
+    return urljoin(base_url, WEBHOOK_PATH)
+
+
+def pay_action(session_id: str) -> str:
+    """The offline checkout page's form target."""
+    return f"/fake-checkout/{quote(session_id, safe='')}/pay"
+
+
+def checkout_as_dict(info: CheckoutSessionInfo, base_url: str) -> dict[str, Any]:
+    """The checkout JSON; an offline (relative) URL made absolute on this host."""
+    body = info.as_dict()
+    body["url"] = urljoin(base_url, info.url)
+    return body
+
+
+def balances_as_dict(mentor_id: str, views: list[BalanceView]) -> dict[str, Any]:
+    """A mentor's balances, one entry per currency."""
+    return {"mentor_id": mentor_id, "balances": [view.as_dict() for view in views]}
+
+
+def history_as_dict(page: Page[PaymentRecord], role: Role) -> dict[str, Any]:
+    """One page of payment history; pass ``next_cursor`` back as ``?cursor=``."""
+    return {
+        "role": role,
+        "items": [record.as_dict(role) for record in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def split_as_dict(split: Split) -> dict[str, Any]:
+    """A commission preview: minor-unit integers plus display strings."""
+    return {
+        "currency": split.gross.currency,
+        "rate_bps": split.rate_bps,
+        "amount": split.gross.amount,
+        "platform_fee": split.platform_fee.amount,
+        "mentor_payout": split.mentor_payout.amount,
+        "amount_display": str(split.gross),
+        "platform_fee_display": str(split.platform_fee),
+        "mentor_payout_display": str(split.mentor_payout),
+    }
+
+
+def booking_as_dict(booking: BookingInfo) -> dict[str, Any]:
+    """A demo booking, as ``POST /demo/bookings`` answers it."""
+    price = booking.price
+    return {
+        "booking_id": booking.id,
+        "mentee_id": booking.mentee_id,
+        "mentor_id": booking.mentor_id,
+        "status": booking.status,
+        "price": str(price) if price is not None else None,
+    }
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+_HEAD = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+    "<style>body{{font-family:sans-serif;max-width:36rem;margin:3rem auto}}"
+    "button{{font-size:1.2rem;padding:.6rem 1.4rem}}td,th{{padding:.2rem .8rem}}</style>"
+    "</head><body>"
+)
+
+# Creates a demo booking, then calls the real checkout route as mentee 7 and follows its URL.
+_BOOK_AND_PAY_JS = """
+document.getElementById("book").onclick = async () => {
+  const error = document.getElementById("error");
+  try {
+    const booking = await (await fetch("/demo/bookings", {method: "POST"})).json();
+    const response = await fetch("/payments/create-checkout-session", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "%s": booking.mentee_id},
+      body: JSON.stringify({booking_id: booking.booking_id}),
+    });
+    const body = await response.json();
+    if (response.ok) { location.href = body.url; } else { error.textContent = body.message; }
+  } catch (e) { error.textContent = String(e); }
+};
+"""
+
+
+def index_html(*, offline: bool) -> str:
+    """The demo's start page: one button that books a session and starts checkout."""
+    mode = (
+        "Offline mode: no Stripe account needed, checkout is a local page and no card is charged."
+        if offline
+        else "Stripe mode: checkout happens on Stripe's hosted page (use test keys)."
+    )
+    return (
+        _HEAD.format(title="mentorpay example")
+        + "<h1>mentorpay example</h1>"
+        + f"<p id='mode'>{html.escape(mode)}</p>"
+        + f"<p>Mentee {DEMO_MENTEE} books a session with mentor {DEMO_MENTOR} for 50.00 GBP "
+        "and pays for it; the mentor earns it minus the platform's commission.</p>"
+        + "<button id='book' type='button'>Book and pay</button>"
+        + "<p id='error' role='alert'></p>"
+        + f"<script>{_BOOK_AND_PAY_JS % DEMO_USER_HEADER}</script></body></html>"
+    )
+
+
+def success_html(booking: BookingInfo, views: list[BalanceView]) -> str:
+    """After checkout: the booking and its mentor's balance (shown to anyone in this demo)."""
+    esc = html.escape
+    if views:
+        rows = "".join(
+            f"<tr id='balance-{esc(v.currency)}'><td>{esc(v.currency)}</td>"
+            f"<td class='pending'>{esc(str(v.pending))}</td>"
+            f"<td class='available'>{esc(str(v.available))}</td>"
+            f"<td class='total'>{esc(str(v.total_earned))}</td></tr>"
+            for v in views
+        )
+        table = (
+            "<table id='balance'><tr><th>Currency</th><th>Pending</th><th>Available</th>"
+            f"<th>Total earned</th></tr>{rows}</table>"
+        )
+    else:
+        table = (
+            "<p id='no-balance'>No earnings recorded yet. With real Stripe the webhook may "
+            "still be on its way: reload in a moment.</p>"
+        )
+    return (
+        _HEAD.format(title="Payment received")
+        + "<h1>Thank you!</h1>"
+        + f"<p>Booking <b id='booking'>{esc(booking.id)}</b> is paid.</p>"
+        + f"<h2>Mentor {esc(booking.mentor_id)}'s balance</h2>"
+        + "<p><small>A real app shows this only to the mentor.</small></p>"
+        + table
+        + "<p><a href='/'>Book another session</a></p></body></html>"
+    )

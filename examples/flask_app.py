@@ -1,0 +1,132 @@
+"""mentorpay mounted in Flask: parse HTTP, call mentorpay, render its result. No payments logic.
+
+Run from the repository root (offline mode without STRIPE_SECRET_KEY; see examples/common.py)::
+
+    flask --app examples.flask_app run
+
+The offline Pay route POSTs to this same app's webhook route, so the server must handle two
+requests at once: ``flask run`` is threaded by default (keep it so), as are production servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from examples import common
+from mentorpay import MentorpayError
+from mentorpay.testing import WebhookDeliverer, post_webhook
+
+
+# Authentication, DEMO ONLY: the user id comes from the X-Demo-User header. A host plugs in its
+# own here, e.g. ``return str(flask_login.current_user.id)`` (raising 401 when anonymous).
+def current_user() -> str:
+    """The signed-in user's id; 401 when there is none."""
+    return common.current_user(request.headers.get(common.DEMO_USER_HEADER))
+
+
+def create_app(
+    environ: Mapping[str, str] | None = None, *, deliver: WebhookDeliverer = post_webhook
+) -> Flask:
+    """The example app on the database and Stripe mode ``environ`` names (os.environ if None)."""
+    ex = common.build_example(environ, deliver=deliver)
+    mp = ex.mp
+    app = Flask(__name__)
+    app.extensions["mentorpay_example"] = ex  # for tests
+
+    @app.errorhandler(MentorpayError)
+    def mentorpay_error(exc: MentorpayError) -> tuple[Response, int]:
+        return jsonify(exc.to_dict()), exc.http_status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:  # Flask's own 404/405 as JSON
+        code = exc.code or 500
+        return jsonify(
+            error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description
+        ), code
+
+    @app.post("/payments/create-checkout-session")
+    def create_checkout_session() -> dict[str, Any]:
+        user = current_user()
+        base, booking_id = request.url_root, common.booking_id_from_json(request.get_data())
+        info = mp.checkout.create_session(
+            booking_id,
+            user_id=user,
+            success_url=common.success_url(base, booking_id),
+            cancel_url=common.cancel_url(base),
+        )
+        return common.checkout_as_dict(info, base)
+
+    @app.post("/payments/webhook")
+    def webhook() -> tuple[dict[str, Any], int]:
+        common.check_content_length(mp, request.content_length)
+        # The raw bytes, untouched: the signature covers them (never request.json here).
+        result = mp.webhooks.process(request.get_data(), request.headers.get("Stripe-Signature"))
+        return result.as_dict(), result.http_status
+
+    @app.get("/payments/balance")
+    def balance() -> dict[str, Any]:
+        user, mentor_id = current_user(), request.args.get("mentor_id")
+        return common.balances_as_dict(mentor_id or user, mp.balances(user, mentor_id))
+
+    @app.get("/payments/history")
+    def history() -> dict[str, Any]:
+        user, args = current_user(), request.args
+        role, size = common.history_query(args.get("role"), args.get("limit"))
+        page = mp.history(
+            user, role=role, user_id=args.get("user_id"), limit=size, cursor=args.get("cursor")
+        )
+        return common.history_as_dict(page, role)
+
+    @app.get("/payments/commission")
+    @app.get("/payments/test-commission")  # the original application's name, kept as an alias
+    def commission() -> dict[str, Any]:
+        args = request.args
+        money = common.money_query(args.get("amount"), args.get("currency"))
+        return common.split_as_dict(mp.commission_preview(money, args.get("mentor_id")))
+
+    # -- demo pages and the offline checkout (stand-ins for the host app and for Stripe) ------
+
+    @app.get("/")
+    def index() -> str:
+        return common.index_html(offline=ex.offline is not None)
+
+    @app.post("/demo/bookings")
+    def new_demo_booking() -> tuple[dict[str, Any], int]:
+        return common.booking_as_dict(ex.new_demo_booking()), 201
+
+    @app.get("/success")
+    def success() -> str:
+        booking = ex.booking(request.args.get("booking_id", ""))
+        views = mp.balances(booking.mentor_id)  # the demo shows it to anyone: viewer = mentor
+        return common.success_html(booking, views)
+
+    @app.get("/fake-checkout/<session_id>")
+    def offline_checkout_page(session_id: str) -> str:
+        return ex.offline_checkout().page_html(session_id, common.pay_action(session_id))
+
+    @app.post("/fake-checkout/<session_id>/pay")
+    def offline_pay(session_id: str) -> ResponseReturnValue:
+        webhook_url = common.webhook_url(request.url_root)
+        paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
+        return redirect(paid.success_url, code=303)
+
+    return app
+
+
+@cache
+def _default_app() -> Flask:
+    return create_app()
+
+
+def __getattr__(name: str) -> Flask:
+    """``app`` is built on first access (``flask --app examples.flask_app run`` does that), so
+    importing this module opens no database."""
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
