@@ -52,16 +52,11 @@ from mentorpay.money import Money
 
 if TYPE_CHECKING:
     from stripe.params import (
-        ChargeListParams,
-        DisputeListParams,
-        PaymentIntentListParams,
         RefundCreateParams,
-        RefundListParams,
         TransferCreateParams,
-        TransferListParams,
         TransferReversalCreateParams,
     )
-    from stripe.params.checkout import SessionCreateParams, SessionListParams
+    from stripe.params.checkout import SessionCreateParams
 
     from mentorpay.config import MentorpayConfig
 
@@ -948,86 +943,88 @@ class StripeGateway:
 
     # -- listings (reconciliation) --------------------------------------------------------------
 
+    def _list_created(
+        self,
+        what: str,
+        list_fn: Callable[[Any, stripe.RequestOptions], Any],
+        parse: Callable[[Mapping[str, Any]], T],
+        created_gte: datetime,
+        created_lt: datetime | None,
+    ) -> Iterator[T]:
+        """Every object of one kind created in ``[created_gte, created_lt)``, page by page."""
+        options = self._options()
+        base = {"created": _created_filter(created_gte, created_lt)}
+        for d in self._paginate(f"list {what}", lambda p: list_fn(p, options), base):
+            yield parse(d)
+
     def list_payment_intents(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayPaymentIntent]:
-        """Every PaymentIntent created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: PaymentIntentListParams = p  # type: ignore[assignment]
-            return self._client.v1.payment_intents.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list payment intents", page, base):
-            yield GatewayPaymentIntent.from_dict(d)
+        """Every PaymentIntent created in the period."""
+        return self._list_created(
+            "payment intents",
+            self._client.v1.payment_intents.list,
+            GatewayPaymentIntent.from_dict,
+            created_gte,
+            created_lt,
+        )
 
     def list_checkout_sessions(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayCheckoutSession]:
-        """Every Checkout Session created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: SessionListParams = p  # type: ignore[assignment]
-            return self._client.v1.checkout.sessions.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list checkout sessions", page, base):
-            yield GatewayCheckoutSession.from_dict(d)
+        """Every Checkout Session created in the period."""
+        return self._list_created(
+            "checkout sessions",
+            self._client.v1.checkout.sessions.list,
+            GatewayCheckoutSession.from_dict,
+            created_gte,
+            created_lt,
+        )
 
     def list_charges(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayCharge]:
-        """Every Charge created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: ChargeListParams = p  # type: ignore[assignment]
-            return self._client.v1.charges.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list charges", page, base):
-            yield GatewayCharge.from_dict(d)
+        """Every Charge created in the period."""
+        return self._list_created(
+            "charges",
+            self._client.v1.charges.list,
+            GatewayCharge.from_dict,
+            created_gte,
+            created_lt,
+        )
 
     def list_refunds(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayRefund]:
-        """Every Refund created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: RefundListParams = p  # type: ignore[assignment]
-            return self._client.v1.refunds.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list refunds", page, base):
-            yield GatewayRefund.from_dict(d)
+        """Every Refund created in the period."""
+        return self._list_created(
+            "refunds",
+            self._client.v1.refunds.list,
+            GatewayRefund.from_dict,
+            created_gte,
+            created_lt,
+        )
 
     def list_disputes(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayDispute]:
-        """Every Dispute created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: DisputeListParams = p  # type: ignore[assignment]
-            return self._client.v1.disputes.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list disputes", page, base):
-            yield GatewayDispute.from_dict(d)
+        """Every Dispute created in the period."""
+        return self._list_created(
+            "disputes",
+            self._client.v1.disputes.list,
+            GatewayDispute.from_dict,
+            created_gte,
+            created_lt,
+        )
 
     def list_transfers(
         self, *, created_gte: datetime, created_lt: datetime | None = None
     ) -> Iterator[GatewayTransfer]:
-        """Every Transfer created in the period, page by page."""
-        options = self._options()
-
-        def page(p: dict[str, Any]) -> Any:
-            params: TransferListParams = p  # type: ignore[assignment]
-            return self._client.v1.transfers.list(params, options)
-
-        base = {"created": _created_filter(created_gte, created_lt)}
-        for d in self._paginate("list transfers", page, base):
-            yield GatewayTransfer.from_dict(d)
+        """Every Transfer created in the period."""
+        return self._list_created(
+            "transfers",
+            self._client.v1.transfers.list,
+            GatewayTransfer.from_dict,
+            created_gte,
+            created_lt,
+        )
