@@ -130,12 +130,13 @@ def test_worker_killed_midstream_converges_after_redelivery(
     stream.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    errors = (tmp_path / "worker.err").open("w")  # a file: a full pipe would stall the worker
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fixtures.webhook_worker", url, schema, str(stream)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
     target = len(events) // 3
@@ -149,12 +150,16 @@ def test_worker_killed_midstream_converges_after_redelivery(
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+    errors.close()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "worker.err").read_text()
     assert 0 < done < len(events) - 1
 
     h = storm_harness(engine)
     results: list[Any] = [h.processor.process(encode_event(e), _sign(e)) for e in events]
-    assert {r.status for r in results[: done + 1]} <= {"already_processed", "success", "deferred"}
+    before_kill = Counter(r.status for r in results[: done + 1])
+    # What the worker committed is recognized (deferred ones are simply tried again).
+    assert set(before_kill) <= {"already_processed", "deferred", "success"}
+    assert before_kill["already_processed"] >= (done + 1) // 2
     got = snapshot(engine)
     assert got == expected
     assert h.ledger.verify().ok

@@ -10,6 +10,8 @@ One event goes ``size check -> verify -> parse -> claim -> dispatch -> commit ->
    fields it reads from ``data.object`` into a small pydantic model (unknown fields ignored).
 4. **Duplicate peek**: one indexed read of the inbox by event id, outside any write transaction.
    An event already ``processed`` or ``ignored`` is answered ``already_processed`` right there.
+   The peek, the claim, the advisory lock and the deferred check run on the bare DBAPI
+   connection; everything else, and every ledger posting, is SQLAlchemy Core.
 5. **Claim** (inside one transaction, retried on serialization failures and deadlocks):
    ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING id``. ``RETURNING`` matters: psycopg
    reports a rowcount of -1 for ``ON CONFLICT DO NOTHING``. A concurrent duplicate blocks on the
@@ -701,10 +703,11 @@ class WebhookProcessor:
 
     def _apply(self, conn: Connection, env: EventEnvelope, text: str) -> _Outcome:
         now = self._clock()
-        row_id = conn.execute(
-            self._claim_insert,
-            {"b_event_id": env.id, "b_type": env.type, "b_payload": text, "b_now": now},
-        ).scalar()
+        stamp = self._bind_time(now) if self._bind_time is not None else now
+        claimed = self._driver_execute(
+            conn, self._claim_sql, (env.id, env.type, text, stamp, stamp)
+        )
+        row_id = claimed[0][0] if claimed else None
         if row_id is None:
             row_id = conn.execute(self._reclaim, {"b_event_id": env.id, "b_now": now}).scalar()
             if row_id is None:
@@ -820,12 +823,13 @@ class WebhookProcessor:
     def _driver_execute(
         self, conn: Connection, sql: str, params: tuple[Any, ...]
     ) -> list[tuple[Any, ...]]:
-        """Run a parameter-light statement on the transaction's own DBAPI connection.
+        """Run one hot-path statement on the transaction's own DBAPI connection.
 
-        Used for the advisory lock and the deferred-event check, which run on every recorded
-        payment and need no type processing: SQLAlchemy's result machinery would cost more
-        than the round trip. Driver errors are wrapped as SQLAlchemy's so deadlocks and
-        serialization failures are still recognized and retried.
+        Used for the inbox claim, the advisory lock and the deferred-event check, which run
+        for every fresh event or recorded payment: through Core each costs several times the
+        round trip (measured on psycopg). They stay inside the same transaction. Driver errors
+        are wrapped as SQLAlchemy's so deadlocks and serialization failures are still
+        recognized and retried. (SQLAlchemy's execution events and echo do not see them.)
         """
         cursor = conn.connection.cursor()
         try:
@@ -1215,20 +1219,16 @@ class WebhookProcessor:
                 f"not {self._dialect}"
             )
         now: Any = bindparam("b_now")
-        claim = insert(_inbox).values(
-            event_id=bindparam("b_event_id"),
-            type=bindparam("b_type"),
-            status="processed",
-            waiting_for=None,
-            payload=bindparam("b_payload"),
-            attempts=1,
-            last_error=None,
-            created_at=now,
-            processed_at=now,
+        # The claim runs on every fresh event, so it goes straight to the driver (through Core
+        # it costs several times the round trip on psycopg). Timestamps still go through the
+        # column type's own bind processor, so SQLite stores them exactly as Core would.
+        claim = (
+            "INSERT INTO mentorpay_webhook_events (event_id, type, status, waiting_for, payload,"
+            " attempts, last_error, created_at, processed_at) VALUES ({p}, {p}, 'processed',"
+            " NULL, {p}, 1, NULL, {p}, {p}) ON CONFLICT (event_id) DO NOTHING RETURNING id"
         )
-        self._claim_insert = claim.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-            _inbox.c.id
-        )
+        self._claim_sql = claim.format(p="?" if self._dialect == "sqlite" else "%s")
+        self._bind_time = _inbox.c.created_at.type.bind_processor(self._engine.dialect)
         self._reclaim = (
             update(_inbox)
             .where(_inbox.c.event_id == bindparam("b_event_id"), _inbox.c.status.in_(_RECLAIMABLE))
