@@ -630,16 +630,17 @@ def test_handler_failure_rolls_back_and_the_retry_applies_once(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after the payment was written rolls everything back; Stripe's retry applies it."""
-    real = h.ledger.set_release_due
+    real = h.ledger.post
     calls = {"n": 0}
 
-    def flaky(*args: Any, **kwargs: Any) -> None:
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        # Fails the journal posting that follows the payment row's insert, once.
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("disk on fire")
-        real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(h.ledger, "set_release_due", flaky)
+    monkeypatch.setattr(h.ledger, "post", flaky)
     refund = refunded("pi_1", 1000)
     h.deliver(refund)  # deferred: must survive the rolled-back attempt and apply on retry
     event = intent_succeeded("pi_1")
@@ -970,8 +971,10 @@ def test_driver_errors_on_the_raw_path_are_sqlalchemy_errors(h: Harness) -> None
     """Errors from statements run on the bare driver surface as SQLAlchemy's (so retries work)."""
     from sqlalchemy.exc import DBAPIError
 
+    from mentorpay.db import driver_execute
+
     with h.engine.begin() as conn, pytest.raises(DBAPIError):
-        h.processor._driver_execute(conn, "SELEC nothing", ())
+        driver_execute(conn, "SELEC nothing", ())
 
 
 def test_a_failing_duplicate_peek_falls_back_to_the_claim(h: Harness) -> None:

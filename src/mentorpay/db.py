@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -27,8 +27,10 @@ __all__ = [
     "DEFAULT_RETRIES",
     "READ_ONLY",
     "coerce_engine",
+    "driver_execute",
     "is_retryable",
     "make_engine",
+    "placeholder",
     "read_connection",
     "run_in_transaction",
     "transaction",
@@ -144,6 +146,31 @@ def run_in_transaction(
                 ) from exc
             # Full jitter: spreads colliding writers apart instead of retrying in lockstep.
             time.sleep(random.uniform(0, base_delay * (2 ** min(attempt, 8))))
+
+
+def placeholder(conn_or_engine: Connection | Engine) -> str:
+    """The driver's positional parameter marker: ``?`` for sqlite3, ``%s`` for psycopg."""
+    return "?" if conn_or_engine.dialect.name == "sqlite" else "%s"
+
+
+def driver_execute(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run one hot-path statement on the transaction's own DBAPI connection.
+
+    Through SQLAlchemy Core a statement costs several times the driver call (parameter
+    processing, result setup, events); the webhook and posting paths run a handful per event, so
+    they go straight to the driver, inside the same transaction. Driver errors are wrapped as
+    SQLAlchemy's, so serialization failures and deadlocks are still recognized and retried.
+    Callers pass values the driver adapts as is (ints, strings, bound-processed datetimes).
+    """
+    driver_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+    except driver_error as exc:
+        raise DBAPIError.instance(sql, params, exc, driver_error) from exc
+    finally:
+        cursor.close()
 
 
 @contextmanager

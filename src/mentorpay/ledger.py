@@ -40,7 +40,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mentorpay.commission import CommissionPolicy, Split, split_refund
-from mentorpay.db import DEFAULT_RETRIES, read_connection, run_in_transaction
+from mentorpay.db import (
+    DEFAULT_RETRIES,
+    driver_execute,
+    placeholder,
+    read_connection,
+    run_in_transaction,
+)
 from mentorpay.errors import (
     ConfigurationError,
     CurrencyMismatchError,
@@ -49,7 +55,7 @@ from mentorpay.errors import (
     InvalidRequestError,
     PaymentNotFoundError,
 )
-from mentorpay.models import LedgerEntry, LedgerTransaction, MentorBalance, Payment
+from mentorpay.models import LedgerEntry, LedgerTransaction, MentorBalance, Payment, UTCDateTime
 from mentorpay.money import Money, normalize_currency
 
 __all__ = [
@@ -108,36 +114,88 @@ def insert_for(conn: Connection, table: Any) -> Any:
     return _insert_constructor(conn.dialect.name)(table)
 
 
-class _Statements:
-    """Statements of the hot path, built once per dialect.
+_PAYMENT_COLUMNS = (
+    "payment_intent_id",
+    "checkout_session_id",
+    "charge_id",
+    "booking_id",
+    "mentor_id",
+    "mentee_id",
+    "currency",
+    "status",
+    "amount",
+    "platform_fee",
+    "mentor_payout",
+    "rate_bps",
+    "rounding",
+    "amount_reversed",
+    "fee_reversed",
+    "payout_reversed",
+    "amount_refunded",
+    "payout_held",
+    "amount_disputed",
+    "release_due_at",
+    "released_at",
+    "created_at",
+    "updated_at",
+)
+_BALANCE_COLUMNS = tuple(BALANCE_ACCOUNTS.values())
 
-    Building a Core statement per call (``.values(...)`` with literals) spends most of the time
-    coercing and cache-keying; executing a prebuilt statement with a parameter dict compiles
-    once and then costs little more than the driver call.
+
+class _Statements:
+    """The posting path's SQL, built once per dialect and run on the driver.
+
+    Postings run several statements per webhook; through SQLAlchemy Core each costs several
+    times the driver call, so these go straight to the DBAPI cursor inside the caller's
+    transaction (see :func:`mentorpay.db.driver_execute`). ON CONFLICT and RETURNING are common
+    to SQLite >= 3.35, PostgreSQL and PostgreSQL-wire distributed SQL.
     """
 
-    def __init__(self, dialect_name: str) -> None:
-        insert = _insert_constructor(dialect_name)
-        self.claim_transaction = (
-            insert(_transactions)
-            .on_conflict_do_nothing(index_elements=["business_key"])
-            .returning(_transactions.c.id)
-        )
-        self.insert_entries = _entries.insert()
-        upsert = insert(_balances)
-        # One atomic upsert: concurrent postings add, they never overwrite each other.
-        self.upsert_balance = upsert.on_conflict_do_update(
-            index_elements=["mentor_id", "currency"],
-            set_={
-                **{c: _balances.c[c] + upsert.excluded[c] for c in BALANCE_ACCOUNTS.values()},
-                "updated_at": upsert.excluded.updated_at,
-            },
+    def __init__(self, conn: Connection) -> None:
+        _insert_constructor(conn.dialect.name)  # refuses unsupported databases
+        p = placeholder(conn)
+        self._p = p
+        self.bind_time: Callable[[datetime | None], Any] = (
+            UTCDateTime().bind_processor(conn.dialect) or _identity
         )
         self.insert_payment = (
-            insert(_payments)
-            .on_conflict_do_nothing(index_elements=["payment_intent_id"])
-            .returning(_payments.c.id)
+            f"INSERT INTO mentorpay_payments ({', '.join(_PAYMENT_COLUMNS)})"
+            f" VALUES ({', '.join([p] * len(_PAYMENT_COLUMNS))})"
+            " ON CONFLICT (payment_intent_id) DO NOTHING RETURNING id"
         )
+        self.claim_transaction = (
+            "INSERT INTO mentorpay_ledger_transactions (business_key, kind, currency, mentor_id,"
+            f" payment_intent_id, payout_request_id, created_at) VALUES ({p}, {p}, {p}, {p}, {p},"
+            f" {p}, {p}) ON CONFLICT (business_key) DO NOTHING RETURNING id"
+        )
+        updates = ", ".join(
+            f"{c} = mentorpay_mentor_balances.{c} + excluded.{c}" for c in _BALANCE_COLUMNS
+        )
+        # One atomic upsert: concurrent postings add, they never overwrite each other.
+        self.upsert_balance = (
+            f"INSERT INTO mentorpay_mentor_balances (mentor_id, currency,"
+            f" {', '.join(_BALANCE_COLUMNS)}, updated_at)"
+            f" VALUES ({', '.join([p] * (len(_BALANCE_COLUMNS) + 3))})"
+            f" ON CONFLICT (mentor_id, currency) DO UPDATE SET {updates},"
+            " updated_at = excluded.updated_at"
+        )
+        self._insert_entries: dict[int, str] = {}
+
+    def insert_entries(self, rows: int) -> str:
+        """One multi-row INSERT for a transaction's legs (one round trip, not executemany)."""
+        sql = self._insert_entries.get(rows)
+        if sql is None:
+            p = self._p
+            values = ", ".join([f"({p}, {p}, {p}, {p}, {p})"] * rows)
+            sql = self._insert_entries[rows] = (
+                "INSERT INTO mentorpay_ledger_entries"
+                f" (transaction_id, account, mentor_id, currency, amount) VALUES {values}"
+            )
+        return sql
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 _STATEMENTS: dict[str, _Statements] = {}
@@ -152,7 +210,7 @@ def _statements(conn: Connection) -> _Statements:
     name = conn.dialect.name
     found = _STATEMENTS.get(name)
     if found is None:
-        found = _STATEMENTS[name] = _Statements(name)
+        found = _STATEMENTS[name] = _Statements(conn)
     return found
 
 
@@ -338,40 +396,28 @@ class LedgerService:
             )
         now = self._clock()
         sql = _statements(conn)
+        stamp = sql.bind_time(now)
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING without it.
-        txn_id = conn.execute(
+        claimed = driver_execute(
+            conn,
             sql.claim_transaction,
-            {
-                "business_key": business_key,
-                "kind": kind,
-                "currency": currency,
-                "mentor_id": mentor_id,
-                "payment_intent_id": payment_intent_id,
-                "payout_request_id": payout_request_id,
-                "created_at": now,
-            },
-        ).scalar()
-        if txn_id is None:
+            (business_key, kind, currency, mentor_id, payment_intent_id, payout_request_id, stamp),
+        )
+        if not claimed:
             return Posting(business_key, created=False)
-        entries = [
-            {
-                "transaction_id": txn_id,
-                "account": account,
-                "mentor_id": owner,
-                "currency": currency,
-                "amount": amount,
-            }
-            for account, owner, amount in legs
-            if amount != 0
-        ]
-        if entries:
-            conn.execute(sql.insert_entries, entries)
+        txn_id = int(claimed[0][0])
+        params: list[Any] = []
+        for account, owner, amount in legs:
+            if amount != 0:
+                params += (txn_id, account, owner, currency, amount)
+        if params:
+            driver_execute(conn, sql.insert_entries(len(params) // 5), params)
         if apply_balances:
-            self._apply_balances(conn, currency, legs, now)
+            self._apply_balances(conn, currency, legs, stamp)
         return Posting(business_key, created=True, transaction_id=txn_id)
 
     def _apply_balances(
-        self, conn: Connection, currency: str, legs: Sequence[Leg], now: datetime
+        self, conn: Connection, currency: str, legs: Sequence[Leg], stamp: Any
     ) -> None:
         deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for account, owner, amount in legs:
@@ -382,9 +428,8 @@ class LedgerService:
                 deltas[owner][column] += amount
         upsert = _statements(conn).upsert_balance
         for owner, cols in deltas.items():
-            params: dict[str, Any] = {c: cols.get(c, 0) for c in BALANCE_ACCOUNTS.values()}
-            params.update(mentor_id=owner, currency=currency, updated_at=now)
-            conn.execute(upsert, params)
+            deltas_in_order = [cols.get(c, 0) for c in _BALANCE_COLUMNS]
+            driver_execute(conn, upsert, (owner, currency, *deltas_in_order, stamp))
 
     def _payment_row(self, conn: Connection, payment_intent_id: str) -> Row[Any]:
         row = conn.execute(
@@ -452,11 +497,13 @@ class LedgerService:
         policy: CommissionPolicy,
         checkout_session_id: str | None = None,
         charge_id: str | None = None,
+        release_due_at: datetime | None = None,
         conn: Connection | None = None,
     ) -> PaymentOutcome:
         """Record a succeeded payment and credit the mentor's pending balance, exactly once.
 
         A second call for the same payment intent writes nothing and returns ``created=False``.
+        ``release_due_at`` schedules the automatic release (``release_due``) after a hold.
         """
         if not gross.is_positive():
             raise InvalidAmountError(
@@ -486,12 +533,18 @@ class LedgerService:
                 "amount_refunded": 0,
                 "payout_held": 0,
                 "amount_disputed": 0,
-                "release_due_at": None,
+                "release_due_at": release_due_at,
                 "released_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
-            new_id = c.execute(_statements(c).insert_payment, values).scalar()
+            sql = _statements(c)
+            stamp = sql.bind_time(now)
+            row = [values[name] for name in _PAYMENT_COLUMNS]
+            row[_PAYMENT_COLUMNS.index("release_due_at")] = sql.bind_time(release_due_at)
+            row[-2:] = [stamp, stamp]
+            inserted = driver_execute(c, sql.insert_payment, row)
+            new_id = int(inserted[0][0]) if inserted else None
             if new_id is None:
                 existing = self._payment_row(c, payment_intent_id)
                 return PaymentOutcome(

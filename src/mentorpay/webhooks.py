@@ -92,10 +92,9 @@ from pydantic import (
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import is_retryable, run_in_transaction
+from mentorpay.db import driver_execute, is_retryable, run_in_transaction
 from mentorpay.errors import (
     ConfigurationError,
     DatabaseBusyError,
@@ -704,9 +703,7 @@ class WebhookProcessor:
     def _apply(self, conn: Connection, env: EventEnvelope, text: str) -> _Outcome:
         now = self._clock()
         stamp = self._bind_time(now) if self._bind_time is not None else now
-        claimed = self._driver_execute(
-            conn, self._claim_sql, (env.id, env.type, text, stamp, stamp)
-        )
+        claimed = driver_execute(conn, self._claim_sql, (env.id, env.type, text, stamp, stamp))
         row_id = claimed[0][0] if claimed else None
         if row_id is None:
             row_id = conn.execute(self._reclaim, {"b_event_id": env.id, "b_now": now}).scalar()
@@ -775,11 +772,11 @@ class WebhookProcessor:
         advisory lock taken by both before deciding makes one of them see the other's commit.
         """
         if self._dialect == "postgresql":
-            self._driver_execute(conn, self._lock_sql, (_lock_key(key),))
+            driver_execute(conn, self._lock_sql, (_lock_key(key),))
 
     def _drain(self, conn: Connection, waiting_for: str, now: datetime) -> list[Effect]:
         """Apply the events deferred on ``waiting_for``, in Stripe's order, inside ``conn``."""
-        rows = self._driver_execute(conn, self._deferred_sql, (waiting_for,))
+        rows = driver_execute(conn, self._deferred_sql, (waiting_for,))
         if not rows:
             return []
         parsed: list[tuple[int, int, EventEnvelope | None, str | None]] = []
@@ -819,26 +816,6 @@ class WebhookProcessor:
             values["attempts"] = _inbox.c.attempts + 1
             conn.execute(update(_inbox).where(_inbox.c.id == row_id).values(**values))
         return effects
-
-    def _driver_execute(
-        self, conn: Connection, sql: str, params: tuple[Any, ...]
-    ) -> list[tuple[Any, ...]]:
-        """Run one hot-path statement on the transaction's own DBAPI connection.
-
-        Used for the inbox claim, the advisory lock and the deferred-event check, which run
-        for every fresh event or recorded payment: through Core each costs several times the
-        round trip (measured on psycopg). They stay inside the same transaction. Driver errors
-        are wrapped as SQLAlchemy's so deadlocks and serialization failures are still
-        recognized and retried. (SQLAlchemy's execution events and echo do not see them.)
-        """
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall()) if cursor.description else []
-        except self._driver_error as exc:
-            raise DBAPIError.instance(sql, params, exc, self._driver_error) from exc
-        finally:
-            cursor.close()
 
     def _defer(
         self, conn: Connection, pi: str, apply: Callable[[], HandlerResult]
@@ -922,11 +899,11 @@ class WebhookProcessor:
             policy=self._config.policy_for(booking.mentor_id),
             checkout_session_id=session_id,
             charge_id=charge_id,
+            release_due_at=now + self._config.hold_period,
             conn=conn,
         )
         if not outcome.created:
             return HandlerResult("payment_already_processed")
-        self._ledger.set_release_due(pi, now + self._config.hold_period, conn=conn)
         split = outcome.split
         effects = [
             Effect(
@@ -1274,4 +1251,3 @@ class WebhookProcessor:
             .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)
         )
         self._lock_sql = "SELECT pg_advisory_xact_lock(%s)"
-        self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
