@@ -395,3 +395,20 @@ def test_stored_policy_survives_policy_change(engine: Engine) -> None:
     assert ledger.payment("pi_1").rate_bps == 2500
     assert ledger.balance("m1", "GBP").total_earned == Money(0, "GBP")
     assert ledger.verify().ok
+
+
+def test_status_label_does_not_depend_on_event_order(engine: Engine) -> None:
+    """A refund before or after a lost dispute leaves the same amounts and the same label."""
+    ledger = LedgerService(engine)
+    for pi, refund_first in (("pi_a", True), ("pi_b", False)):
+        pay(ledger, pi, 10_000)
+        ledger.open_dispute(pi, f"dp_{pi}", Money(6_000, "GBP"))
+        if refund_first:
+            ledger.apply_refund_total(pi, Money(4_000, "GBP"))
+        ledger.close_dispute(pi, f"dp_{pi}", won=False)
+        if not refund_first:
+            ledger.apply_refund_total(pi, Money(4_000, "GBP"))
+    a, b = ledger.payment("pi_a"), ledger.payment("pi_b")
+    assert a.status == b.status == "dispute_lost"
+    assert a.refunded == b.refunded == Money(10_000, "GBP")
+    assert ledger.verify().ok

@@ -68,6 +68,7 @@ __all__ = [
     "Posting",
     "VerifyReport",
     "insert_for",
+    "payment_status",
 ]
 
 logger = logging.getLogger("mentorpay.ledger")
@@ -349,6 +350,22 @@ def _record(row: Row[Any]) -> PaymentRecord:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def payment_status(*, amount: int, reversed_total: int, refunded: int, disputed: int) -> str:
+    """A payment's label, derived from its amounts so the order events arrived in never matters.
+
+    ``disputed`` while a dispute is open; ``dispute_lost`` once a lost dispute took money back
+    (more was reversed than refunded); else ``refunded``, ``partially_refunded`` or
+    ``succeeded`` by how much was refunded.
+    """
+    if disputed > 0:
+        return "disputed"
+    if reversed_total > refunded:
+        return "dispute_lost"
+    if reversed_total == 0:
+        return "succeeded"
+    return "refunded" if reversed_total >= amount else "partially_refunded"
 
 
 class LedgerService:
@@ -718,9 +735,12 @@ class LedgerService:
             fee, payout = part.platform_fee.amount, part.mentor_payout.amount
             now = self._clock()
             reversed_total = m["amount_reversed"] + applied
-            status = "refunded" if reversed_total == m["amount"] else "partially_refunded"
-            if m["amount_disputed"]:
-                status = "disputed"
+            status = payment_status(
+                amount=m["amount"],
+                reversed_total=reversed_total,
+                refunded=amount_refunded.amount,
+                disputed=m["amount_disputed"],
+            )
             c.execute(
                 update(_payments)
                 .where(_payments.c.id == m["id"])
@@ -820,11 +840,11 @@ class LedgerService:
             values: dict[str, Any] = {"payout_held": 0, "amount_disputed": 0}
             if won:
                 legs: list[Leg] = [(HELD, mentor, -held), *self._free_legs(row, held, +1)]
-                reversed_total = m["amount_reversed"]
-                values["status"] = (
-                    "succeeded"
-                    if reversed_total == 0
-                    else ("refunded" if reversed_total == m["amount"] else "partially_refunded")
+                values["status"] = payment_status(
+                    amount=m["amount"],
+                    reversed_total=m["amount_reversed"],
+                    refunded=m["amount_refunded"],
+                    disputed=0,
                 )
             else:
                 applied = min(disputed, m["amount"] - m["amount_reversed"])
@@ -845,7 +865,12 @@ class LedgerService:
                     amount_reversed=m["amount_reversed"] + applied,
                     fee_reversed=m["fee_reversed"] + fee,
                     payout_reversed=m["payout_reversed"] + payout,
-                    status="dispute_lost",
+                    status=payment_status(
+                        amount=m["amount"],
+                        reversed_total=m["amount_reversed"] + applied,
+                        refunded=m["amount_refunded"],
+                        disputed=0,
+                    ),
                 )
             posting = self.post(
                 c,
