@@ -395,6 +395,15 @@ def test_deferred_events_for_a_foreign_payment_are_settled(h: Harness) -> None:
     assert row["status"] == "ignored" and "pi_other" in row["last_error"]
 
 
+def test_later_events_about_a_foreign_payment_are_ignored(h: Harness) -> None:
+    """A refund or dispute arriving after a non-mentorpay payment is ignored, never deferred."""
+    h.deliver(make_event("payment_intent.succeeded", payment_intent(id="pi_other", metadata={})))
+    assert h.deliver(refunded("pi_other", 1000)).status == "ignored"
+    assert h.deliver(dispute_event("created", "pi_other", "needs_response")).status == "ignored"
+    assert h.processor.list_events(status="deferred") == []
+    assert h.ledger_counts() == (0, 0, 0, 0)
+
+
 def test_payment_failures_notify_without_touching_the_ledger(h: Harness) -> None:
     """payment_intent.payment_failed and async_payment_failed: a payment_failed effect only."""
     failed = make_event(

@@ -178,7 +178,8 @@ class WebhookEvent(Base):
     event_id: Mapped[str] = mapped_column(Id, unique=True)
     type: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
-    # A deferred event waits for the payment intent named here.
+    # The payment intent a deferred event waits for, or that an ignored payment event (not made
+    # through mentorpay) was about, so later events about that payment are ignored too.
     waiting_for: Mapped[str | None] = mapped_column(Id, index=True)
     payload: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)

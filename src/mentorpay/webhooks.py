@@ -94,7 +94,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import driver_execute, is_retryable, run_in_transaction
+from mentorpay.db import driver_execute, is_retryable, placeholder, run_in_transaction
 from mentorpay.errors import (
     ConfigurationError,
     DatabaseBusyError,
@@ -825,15 +825,18 @@ class WebhookProcessor:
             return apply()
         except PaymentNotFoundError:
             pass
-        if self._dialect != "postgresql":
-            return HandlerResult("deferred", waiting_for=pi)
-        # Take the lock the payment's transaction also takes, then look again: a payment
-        # committed meanwhile is visible now, and one still in flight will see our row.
-        self._serialize_on(conn, pi)
-        try:
-            return apply()
-        except PaymentNotFoundError:
-            return HandlerResult("deferred", waiting_for=pi)
+        if self._dialect == "postgresql":
+            # Take the lock the payment's transaction also takes, then look again: a payment
+            # committed meanwhile is visible now, and one still in flight will see our row.
+            self._serialize_on(conn, pi)
+            try:
+                return apply()
+            except PaymentNotFoundError:
+                pass
+        if driver_execute(conn, self._ignored_payment_sql, (pi,)):
+            logger.info("payment %s is not mentorpay's; event ignored", pi)
+            return HandlerResult("ignored")
+        return HandlerResult("deferred", waiting_for=pi)
 
     def _settle_orphans(self, conn: Connection, pi: str, now: datetime) -> None:
         """Deferred events for a payment that turned out not to be mentorpay's: ignore them."""
@@ -878,8 +881,11 @@ class WebhookProcessor:
         now = self._clock()
         if booking is None:
             logger.info("payment %s has no mentorpay booking metadata; ignored", pi)
+            self._serialize_on(conn, pi)
             self._settle_orphans(conn, pi, now)
-            return HandlerResult("ignored")
+            # Stored on the ignored row, so later refunds and disputes of it are ignored too
+            # instead of waiting forever for a payment mentorpay will never record.
+            return HandlerResult("ignored", waiting_for=pi)
         if amount is None:
             raise WebhookPayloadError(
                 f"{env.type} event {env.id}: the amount is missing",
@@ -1251,3 +1257,8 @@ class WebhookProcessor:
             .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)
         )
         self._lock_sql = "SELECT pg_advisory_xact_lock(%s)"
+        ignored = (
+            "SELECT 1 FROM mentorpay_webhook_events WHERE waiting_for = {p}"
+            " AND status = 'ignored' LIMIT 1"
+        )
+        self._ignored_payment_sql = ignored.format(p=placeholder(self._engine))
