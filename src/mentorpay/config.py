@@ -85,9 +85,12 @@ class MentorpayConfig(BaseModel):
             raise ValueError("hold_period cannot be negative")
         return value
 
-    @field_validator("min_payout")
+    @field_validator("min_payout", mode="before")
     @classmethod
-    def _min_payout_currencies(cls, value: Mapping[str, int]) -> Mapping[str, int]:
+    def _min_payout_currencies(cls, value: Any) -> Any:
+        # "before": pydantic's lax mode would otherwise turn 10.0 into 10 silently.
+        if not isinstance(value, Mapping):
+            return value
         out: dict[str, int] = {}
         for currency, amount in value.items():
             if type(amount) is not int or amount < 0:
