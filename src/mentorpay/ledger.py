@@ -199,20 +199,10 @@ def _identity(value: Any) -> Any:
     return value
 
 
-_STATEMENTS: dict[str, _Statements] = {}
-
 _SELECT_BALANCE = select(_balances).where(
     _balances.c.mentor_id == bindparam("mentor_id"),
     _balances.c.currency == bindparam("currency"),
 )
-
-
-def _statements(conn: Connection) -> _Statements:
-    name = conn.dialect.name
-    found = _STATEMENTS.get(name)
-    if found is None:
-        found = _STATEMENTS[name] = _Statements(conn)
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,8 +371,15 @@ class LedgerService:
         self._engine = engine
         self._clock = clock
         self._retries = retries
+        self._statements: _Statements | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _sql(self, conn: Connection) -> _Statements:
+        # Built on first use: the dialect is only known once a connection exists.
+        if self._statements is None:
+            self._statements = _Statements(conn)
+        return self._statements
 
     def _run(self, conn: Connection | None, fn: Callable[[Connection], T]) -> T:
         if conn is not None:
@@ -412,7 +409,7 @@ class LedgerService:
                 "a journal transaction must balance", business_key=business_key, kind=kind
             )
         now = self._clock()
-        sql = _statements(conn)
+        sql = self._sql(conn)
         stamp = sql.bind_time(now)
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING without it.
         claimed = driver_execute(
@@ -443,7 +440,7 @@ class LedgerService:
                 if owner is None:
                     raise InvalidAmountError(f"mentor account {account} needs a mentor id")
                 deltas[owner][column] += amount
-        upsert = _statements(conn).upsert_balance
+        upsert = self._sql(conn).upsert_balance
         for owner, cols in deltas.items():
             deltas_in_order = [cols.get(c, 0) for c in _BALANCE_COLUMNS]
             driver_execute(conn, upsert, (owner, currency, *deltas_in_order, stamp))
@@ -555,7 +552,7 @@ class LedgerService:
                 "created_at": now,
                 "updated_at": now,
             }
-            sql = _statements(c)
+            sql = self._sql(c)
             stamp = sql.bind_time(now)
             row = [values[name] for name in _PAYMENT_COLUMNS]
             row[_PAYMENT_COLUMNS.index("release_due_at")] = sql.bind_time(release_due_at)
