@@ -412,3 +412,25 @@ def test_status_label_does_not_depend_on_event_order(engine: Engine) -> None:
     assert a.status == b.status == "dispute_lost"
     assert a.refunded == b.refunded == Money(10_000, "GBP")
     assert ledger.verify().ok
+
+
+@pytest.mark.parametrize(("rate_bps", "pending"), [(0, 5000), (10_000, 0)])
+def test_zero_fee_and_zero_payout_payments_post_only_nonzero_legs(
+    engine: Engine, rate_bps: int, pending: int
+) -> None:
+    """A 0% or 100% commission posts only the legs that move money; verify() stays clean."""
+    ledger = LedgerService(engine)
+    ledger.record_payment(
+        payment_intent_id="pi_1",
+        booking_id="b",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=Money(5000, "GBP"),
+        policy=CommissionPolicy(rate_bps=rate_bps),
+    )
+    with engine.connect() as conn:
+        legs = conn.execute(text("SELECT count(*) FROM mentorpay_ledger_entries")).scalar_one()
+    assert legs == 2
+    assert ledger.balance("m1", "GBP").pending == Money(pending, "GBP")
+    assert ledger.platform_commission("GBP") == Money(5000 - pending, "GBP")
+    assert ledger.verify().ok

@@ -181,6 +181,31 @@ class _Statements:
             " updated_at = excluded.updated_at"
         )
         self._insert_entries: dict[int, str] = {}
+        # PostgreSQL: the payment, its journal transaction, its three legs and the balance in
+        # one round trip through data-modifying CTEs (the other databases run them one by one).
+        # Each step reads the previous one's RETURNING, so a duplicate payment writes nothing.
+        self.record_payment_cte: str | None = None
+        if conn.dialect.name == "postgresql":
+            self.record_payment_cte = (
+                f"WITH p AS ({self.insert_payment}),"
+                " t AS (INSERT INTO mentorpay_ledger_transactions (business_key, kind, currency,"
+                " mentor_id, payment_intent_id, payout_request_id, created_at)"
+                " SELECT %s, 'payment', %s, %s, %s, NULL, %s FROM p"
+                " ON CONFLICT (business_key) DO NOTHING RETURNING id),"
+                " e AS (INSERT INTO mentorpay_ledger_entries"
+                " (transaction_id, account, mentor_id, currency, amount)"
+                " SELECT t.id, v.account, v.mentor_id, v.currency, v.amount FROM t,"
+                " (VALUES ('stripe_clearing', NULL::varchar, %s::varchar, %s::bigint),"
+                " ('platform_commission', NULL, %s, %s), ('mentor_pending', %s, %s, %s))"
+                " AS v (account, mentor_id, currency, amount) WHERE v.amount <> 0),"
+                " b AS (INSERT INTO mentorpay_mentor_balances (mentor_id, currency, pending,"
+                " available, held, reserved, withdrawn, updated_at)"
+                " SELECT %s, %s, %s::bigint, 0, 0, 0, 0, %s FROM t WHERE %s::bigint <> 0"
+                " ON CONFLICT (mentor_id, currency) DO UPDATE SET"
+                " pending = mentorpay_mentor_balances.pending + excluded.pending,"
+                " updated_at = excluded.updated_at)"
+                " SELECT (SELECT id FROM p), (SELECT id FROM t)"
+            )
 
     def insert_entries(self, rows: int) -> str:
         """One multi-row INSERT for a transaction's legs (one round trip, not executemany)."""
@@ -557,26 +582,43 @@ class LedgerService:
             row = [values[name] for name in _PAYMENT_COLUMNS]
             row[_PAYMENT_COLUMNS.index("release_due_at")] = sql.bind_time(release_due_at)
             row[-2:] = [stamp, stamp]
-            inserted = driver_execute(c, sql.insert_payment, row)
-            new_id = int(inserted[0][0]) if inserted else None
+            key = f"payment:{payment_intent_id}"
+            cur, fee, payout = gross.currency, split.platform_fee.amount, split.mentor_payout.amount
+            new_id: int | None
+            if sql.record_payment_cte is not None:
+                found = driver_execute(
+                    c,
+                    sql.record_payment_cte,
+                    [
+                        *row,
+                        *(key, cur, mentor_id, payment_intent_id, stamp),
+                        *(cur, -gross.amount, cur, fee, mentor_id, cur, payout),
+                        *(mentor_id, cur, payout, stamp, payout),
+                    ],
+                )
+                new_id = found[0][0] if found else None
+            else:
+                inserted = driver_execute(c, sql.insert_payment, row)
+                new_id = int(inserted[0][0]) if inserted else None
+                if new_id is not None:
+                    self.post(
+                        c,
+                        business_key=key,
+                        kind="payment",
+                        currency=cur,
+                        mentor_id=mentor_id,
+                        payment_intent_id=payment_intent_id,
+                        legs=[
+                            (CLEARING, None, -gross.amount),
+                            (COMMISSION, None, fee),
+                            (PENDING, mentor_id, payout),
+                        ],
+                    )
             if new_id is None:
                 existing = self._payment_row(c, payment_intent_id)
                 return PaymentOutcome(
                     _record(existing), False, self._original_split(existing._mapping)
                 )
-            self.post(
-                c,
-                business_key=f"payment:{payment_intent_id}",
-                kind="payment",
-                currency=gross.currency,
-                mentor_id=mentor_id,
-                payment_intent_id=payment_intent_id,
-                legs=[
-                    (CLEARING, None, -gross.amount),
-                    (COMMISSION, None, split.platform_fee.amount),
-                    (PENDING, mentor_id, split.mentor_payout.amount),
-                ],
-            )
             values["id"] = new_id
             record = PaymentRecord(
                 id=new_id,
