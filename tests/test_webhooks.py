@@ -639,17 +639,17 @@ def test_handler_failure_rolls_back_and_the_retry_applies_once(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after the payment was written rolls everything back; Stripe's retry applies it."""
-    real = h.ledger.post
+    real = h.processor._drain
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
-        # Fails the journal posting that follows the payment row's insert, once.
+        # Fails once, right after the payment and its journal were written.
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(h.ledger, "post", flaky)
+    monkeypatch.setattr(h.processor, "_drain", flaky)
     refund = refunded("pi_1", 1000)
     h.deliver(refund)  # deferred: must survive the rolled-back attempt and apply on retry
     event = intent_succeeded("pi_1")

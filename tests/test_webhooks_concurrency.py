@@ -159,7 +159,7 @@ def test_retries_of_a_failed_event_at_once_apply_once(
         event = intent_succeeded(f"pi_{i}")
         body, header = signed(event)
         with monkeypatch.context() as m:
-            m.setattr(h.ledger, "post", _boom)
+            m.setattr(h.processor, "_drain", _boom)
             with pytest.raises(MentorpayError):
                 h.processor.process(body, header)
         assert h.inbox(event["id"])["status"] == "failed"
