@@ -157,6 +157,9 @@ def test_connect_checkout_carries_fee_and_destination(
     body = form(http.calls[0].request)
     assert body["payment_intent_data[application_fee_amount]"] == "500"
     assert body["payment_intent_data[transfer_data][destination]"] == "acct_mentor3"
+    # Both events that can record the payment learn the mentor's share left at capture.
+    assert body["metadata[mentor_account]"] == "acct_mentor3"
+    assert body["payment_intent_data[metadata][mentor_account]"] == "acct_mentor3"
     assert "Stripe-Account" not in http.calls[0].request.headers
 
 

@@ -395,6 +395,20 @@ def test_deferred_events_for_a_foreign_payment_are_settled(h: Harness) -> None:
     assert row["status"] == "ignored" and "pi_other" in row["last_error"]
 
 
+def test_destination_charge_from_transfer_data_is_withdrawn_at_capture(h: Harness) -> None:
+    """A payment intent with transfer_data.destination credits withdrawn, never pending."""
+    intent = payment_intent(
+        id="pi_1",
+        metadata=metadata(1),
+        application_fee_amount=500,
+        transfer_data={"destination": "acct_m1"},
+    )
+    assert h.deliver(make_event("payment_intent.succeeded", intent)).status == "success"
+    view = h.ledger.balance("m1", "GBP")
+    assert (view.pending.amount, view.available.amount, view.withdrawn.amount) == (0, 0, 4500)
+    assert h.ledger.verify().ok
+
+
 def test_later_events_about_a_foreign_payment_are_ignored(h: Harness) -> None:
     """A refund or dispute arriving after a non-mentorpay payment is ignored, never deferred."""
     h.deliver(make_event("payment_intent.succeeded", payment_intent(id="pi_other", metadata={})))

@@ -18,6 +18,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from mentorpay.commission import CommissionPolicy, CommissionResolver
@@ -97,6 +98,17 @@ class MentorpayConfig(BaseModel):
                 raise ValueError(f"min_payout for {currency} must be a non-negative int")
             out[normalize_currency(currency)] = amount
         return out
+
+    @model_validator(mode="after")
+    def _destination_refunds_reverse_transfers(self) -> MentorpayConfig:
+        # With destination charges the mentor's share is recorded as withdrawn at capture, and
+        # a refund takes it back from there: that is only true if Stripe reverses the transfer.
+        if self.connect_destination_charges and not self.refund_reverse_transfer:
+            raise ValueError(
+                "connect_destination_charges needs refund_reverse_transfer=True: the ledger takes "
+                "a refunded mentor share back from the mentor's connected account"
+            )
+        return self
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -207,12 +207,19 @@ class CheckoutSessionParams:
 
     @property
     def metadata(self) -> dict[str, str]:
-        """Set on the session and its payment intent; webhooks find the booking through it."""
-        return {
+        """Set on the session and its payment intent; webhooks find the booking through it.
+
+        Destination charges also name the mentor's account (``mentor_account``): whichever
+        event records the payment knows the mentor's share left with Stripe's transfer.
+        """
+        metadata = {
             "booking_id": self.booking_id,
             "mentor_id": self.mentor_id,
             "mentee_id": self.mentee_id,
         }
+        if self.destination is not None:
+            metadata["mentor_account"] = self.destination
+        return metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,7 @@ _PAYMENT_COLUMNS = (
     "payment_intent_id",
     "checkout_session_id",
     "charge_id",
+    "destination",
     "booking_id",
     "mentor_id",
     "mentee_id",
@@ -502,6 +503,9 @@ class LedgerService:
         mentor = m["mentor_id"]
         if amount == 0:
             return []
+        if m["destination"] is not None:
+            # Destination charge: the share sits with the mentor's connected account.
+            return [(WITHDRAWN, mentor, sign * amount)]
         if m["released_at"] is not None or sign > 0:
             account = PENDING if m["released_at"] is None else AVAILABLE
             return [(account, mentor, sign * amount)]
@@ -537,12 +541,18 @@ class LedgerService:
         checkout_session_id: str | None = None,
         charge_id: str | None = None,
         release_due_at: datetime | None = None,
+        destination: str | None = None,
         conn: Connection | None = None,
     ) -> PaymentOutcome:
         """Record a succeeded payment and credit the mentor's pending balance, exactly once.
 
         A second call for the same payment intent writes nothing and returns ``created=False``.
         ``release_due_at`` schedules the automatic release (``release_due``) after a hold.
+
+        ``destination``: a Connect destination charge, whose mentor share Stripe transferred to
+        that connected account at capture. The share is posted straight to withdrawn (there is
+        nothing to release or pay out again) and refunds take it back from there, as Stripe's
+        ``reverse_transfer`` does.
         """
         if not gross.is_positive():
             raise InvalidAmountError(
@@ -556,6 +566,7 @@ class LedgerService:
                 "payment_intent_id": payment_intent_id,
                 "checkout_session_id": checkout_session_id,
                 "charge_id": charge_id,
+                "destination": destination,
                 "booking_id": booking_id,
                 "mentor_id": mentor_id,
                 "mentee_id": mentee_id,
@@ -572,20 +583,22 @@ class LedgerService:
                 "amount_refunded": 0,
                 "payout_held": 0,
                 "amount_disputed": 0,
-                "release_due_at": release_due_at,
-                "released_at": None,
+                "release_due_at": None if destination else release_due_at,
+                "released_at": now if destination else None,
                 "created_at": now,
                 "updated_at": now,
             }
             sql = self._sql(c)
             stamp = sql.bind_time(now)
-            row = [values[name] for name in _PAYMENT_COLUMNS]
-            row[_PAYMENT_COLUMNS.index("release_due_at")] = sql.bind_time(release_due_at)
+            row: list[Any] = [values[name] for name in _PAYMENT_COLUMNS]
+            for column in ("release_due_at", "released_at"):
+                index = _PAYMENT_COLUMNS.index(column)
+                row[index] = sql.bind_time(row[index])
             row[-2:] = [stamp, stamp]
             key = f"payment:{payment_intent_id}"
             cur, fee, payout = gross.currency, split.platform_fee.amount, split.mentor_payout.amount
             new_id: int | None
-            if sql.record_payment_cte is not None:
+            if sql.record_payment_cte is not None and destination is None:
                 found = driver_execute(
                     c,
                     sql.record_payment_cte,
@@ -611,7 +624,7 @@ class LedgerService:
                         legs=[
                             (CLEARING, None, -gross.amount),
                             (COMMISSION, None, fee),
-                            (PENDING, mentor_id, payout),
+                            (WITHDRAWN if destination else PENDING, mentor_id, payout),
                         ],
                     )
             if new_id is None:
@@ -633,7 +646,7 @@ class LedgerService:
                 refunded=Money.zero(gross.currency),
                 rate_bps=split.rate_bps,
                 created_at=now,
-                released_at=None,
+                released_at=now if destination else None,
             )
             return PaymentOutcome(record, True, split)
 

@@ -99,6 +99,9 @@ class Payment(Base):
     # The policy in force at capture, so later policy changes never rewrite history.
     rate_bps: Mapped[int] = mapped_column(Integer)
     rounding: Mapped[str] = mapped_column(String(16))
+    # Connect destination charge: the connected account Stripe transferred the mentor's share
+    # to at capture. That share is withdrawn from the start and never paid out again.
+    destination: Mapped[str | None] = mapped_column(Id)
     # Cumulative money reversed to the payer (refunds + lost disputes) and its split.
     amount_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     fee_reversed: Mapped[int] = mapped_column(BigInteger, default=0)

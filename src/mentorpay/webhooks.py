@@ -277,12 +277,19 @@ class _CheckoutSessionObject(_StripeObject):
     currency: str | None = None
 
 
+class _TransferData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    destination: StripeRef = None
+
+
 class _PaymentIntentObject(_StripeObject):
     amount: Amount
     amount_received: Amount | None = None
     currency: str
     latest_charge: StripeRef = None
     last_payment_error: dict[str, Any] | None = None
+    transfer_data: _TransferData | None = None
 
 
 class _ChargeObject(_StripeObject):
@@ -304,6 +311,8 @@ class _Booking:
     booking_id: str
     mentor_id: str
     mentee_id: str
+    #: Connect destination charge: the mentor's connected account (metadata ``mentor_account``).
+    destination: str | None = None
 
 
 def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking | None:
@@ -322,7 +331,14 @@ def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking
                 event_type=env.type,
             )
     booking_id, mentor_id, mentee_id = (str(v) for v in values)
-    return _Booking(booking_id, mentor_id, mentee_id)
+    destination = metadata.get("mentor_account") or None
+    if destination is not None and (len(destination) > _ID_MAX or "\x00" in destination):
+        raise WebhookPayloadError(
+            f"{env.type} event {env.id}: mentor_account metadata is not a usable id",
+            event_id=env.id,
+            event_type=env.type,
+        )
+    return _Booking(booking_id, mentor_id, mentee_id, destination)
 
 
 def _parse_object(model: type[M], env: EventEnvelope) -> M:
@@ -872,6 +888,7 @@ class WebhookProcessor:
         metadata: Mapping[str, str] | None,
         session_id: str | None,
         charge_id: str | None,
+        destination: str | None = None,
     ) -> HandlerResult:
         booking = _booking(metadata, env)
         if pi is None:
@@ -906,6 +923,7 @@ class WebhookProcessor:
             checkout_session_id=session_id,
             charge_id=charge_id,
             release_due_at=now + self._config.hold_period,
+            destination=destination or booking.destination,
             conn=conn,
         )
         if not outcome.created:
@@ -980,6 +998,7 @@ class WebhookProcessor:
             metadata=intent.metadata,
             session_id=None,
             charge_id=intent.latest_charge,
+            destination=intent.transfer_data.destination if intent.transfer_data else None,
         )
 
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:

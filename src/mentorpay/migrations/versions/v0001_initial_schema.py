@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 22:32:33.606935
+Create Date: 2026-11-26 23:07:41.121129
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("mentor_payout", sa.BigInteger(), nullable=False),
         sa.Column("rate_bps", sa.Integer(), nullable=False),
         sa.Column("rounding", sa.String(length=16), nullable=False),
+        sa.Column("destination", sa.String(length=255), nullable=True),
         sa.Column("amount_reversed", sa.BigInteger(), nullable=False),
         sa.Column("fee_reversed", sa.BigInteger(), nullable=False),
         sa.Column("payout_reversed", sa.BigInteger(), nullable=False),
