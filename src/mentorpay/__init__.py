@@ -4,6 +4,7 @@ Importing mentorpay has no side effects: no environment reads, no connections, n
 """
 
 from mentorpay._version import __version__
+from mentorpay.analytics import AnalyticsReport, AnalyticsService, CheckoutFunnel, CurrencySummary
 from mentorpay.app import MentorPay
 from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.checkout import CheckoutService, CheckoutSessionInfo
@@ -51,12 +52,15 @@ from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
 
 __all__ = [
     "AlreadyPaidError",
+    "AnalyticsReport",
+    "AnalyticsService",
     "BalanceView",
     "BookingInfo",
     "BookingNotFoundError",
     "BookingNotPayableError",
     "BookingSource",
     "CardError",
+    "CheckoutFunnel",
     "CheckoutService",
     "CheckoutSessionInfo",
     "CommissionPolicy",
@@ -64,6 +68,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "CurrencyMismatchError",
+    "CurrencySummary",
     "DatabaseBusyError",
     "Effect",
     "EffectKind",

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from mentorpay.analytics import AnalyticsReport, AnalyticsService
 from mentorpay.bookings import BookingSource
 from mentorpay.checkout import CheckoutService
 from mentorpay.commission import Split
@@ -62,6 +63,7 @@ class MentorPay:
         self.gateway = gateway
         self.clock = clock
         self.ledger = LedgerService(self.engine, clock=clock, retries=config.db_retries)
+        self.analytics = AnalyticsService(self.engine, clock=clock)
         self.webhooks = WebhookProcessor(config, self.engine, self.ledger, clock=clock)
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
         self.refunds = RefundService(config, self.engine, gateway)
@@ -132,6 +134,10 @@ class MentorPay:
     def commission_preview(self, amount: Money, mentor_id: str | None = None) -> Split:
         """How an amount would split under the policy in force (the mentor's override if any)."""
         return self.checkout.commission_preview(amount, mentor_id)
+
+    def stats(self, since: datetime, until: datetime | None = None) -> AnalyticsReport:
+        """Payment metrics of a period: volume, commission, refunds, disputes, conversion."""
+        return self.analytics.summary(since, until)
 
     def reconcile(
         self, since: datetime, until: datetime | None = None, *, apply: bool = False

@@ -240,6 +240,45 @@ def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _percent(bps: int) -> str:
+    """Basis points as a percentage with two decimals, in integer arithmetic."""
+    return f"{bps // 100}.{bps % 100:02d}%"
+
+
+def cmd_stats(args: argparse.Namespace, out: Output) -> int:
+    """Payment metrics of a period, per currency."""
+    mp = _facade(args)
+    try:
+        until = _parse_when(args.until) if args.until else None
+        report = mp.stats(_parse_when(args.since), until)
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, report.as_dict())
+        return EXIT_OK
+    rows: list[list[object]] = [
+        [
+            c.currency,
+            c.payments,
+            str(c.gross).split()[0],
+            str(c.net_commission).split()[0],
+            str(c.refunded).split()[0],
+            _percent(c.refund_rate_bps),
+            c.disputes_open,
+            c.disputes_lost,
+        ]
+        for c in report.currencies
+    ]
+    headers = ["currency", "payments", "gross", "commission", "refunded", "refund rate"]
+    out.line(table([*headers, "disputes open", "disputes lost"], rows) if rows else "no payments")
+    funnel = report.checkout
+    out.line(
+        f"checkout: {funnel.created} sessions, {funnel.completed} paid, {funnel.expired} expired"
+        f" (conversion {_percent(funnel.conversion_bps)})"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mentorpay", description="mentorpay: marketplace payments core for Stripe."
@@ -303,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     due.add_argument("--now", help="ISO datetime to use instead of the current time")
     due.add_argument("--url", help=url_help)
     due.set_defaults(func=cmd_release_due)
+
+    stats = sub.add_parser("stats", help="payment metrics of a period")
+    stats.add_argument("--since", required=True, help="ISO date or datetime (UTC if naive)")
+    stats.add_argument("--until", help="ISO date or datetime (default: now)")
+    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--url", help=url_help)
+    stats.set_defaults(func=cmd_stats)
 
     rec = sub.add_parser("reconcile", help="compare Stripe with the ledger for a period")
     rec.add_argument("--since", required=True, help="ISO date or datetime (UTC if naive)")

@@ -1,0 +1,200 @@
+"""Payment metrics for a period: volume, commission, refunds, disputes, checkout conversion.
+
+The original application's "analytics dashboard" next step, as data a host renders however it
+likes (``mp.analytics.summary(since, until)``, ``mentorpay stats``). Figures are per currency,
+never added across currencies, and computed with aggregate queries over mentorpay's own tables:
+
+- payments made in ``[since, until)``: count, gross, platform fee and mentor earnings as
+  captured, and how much of them was later reversed (refunds, lost disputes);
+- disputes among those payments (open and lost);
+- Checkout conversion: sessions created in the period that were paid, over all sessions
+  created in it that reached Stripe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, and_, case, func, select
+
+from mentorpay.db import read_connection
+from mentorpay.errors import InvalidRequestError
+from mentorpay.models import CheckoutSession, Payment
+from mentorpay.money import Money
+
+__all__ = ["AnalyticsReport", "AnalyticsService", "CheckoutFunnel", "CurrencySummary"]
+
+_payments = cast(Table, Payment.__table__)
+_sessions = cast(Table, CheckoutSession.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencySummary:
+    """What the payments of one currency amounted to."""
+
+    currency: str
+    payments: int
+    gross: Money
+    platform_fee: Money
+    mentor_earnings: Money
+    refunded: Money
+    fee_reversed: Money
+    payments_refunded: int
+    disputes_open: int
+    disputes_lost: int
+
+    @property
+    def net_commission(self) -> Money:
+        """Commission kept after refunds and lost disputes."""
+        return self.platform_fee - self.fee_reversed
+
+    @property
+    def refund_rate_bps(self) -> int:
+        """Share of gross volume reversed, in basis points (integer, rounded down)."""
+        return self.refunded.amount * 10_000 // self.gross.amount if self.gross.amount else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: minor-unit integers."""
+        return {
+            "currency": self.currency,
+            "payments": self.payments,
+            "gross": self.gross.amount,
+            "platform_fee": self.platform_fee.amount,
+            "mentor_earnings": self.mentor_earnings.amount,
+            "refunded": self.refunded.amount,
+            "fee_reversed": self.fee_reversed.amount,
+            "net_commission": self.net_commission.amount,
+            "payments_refunded": self.payments_refunded,
+            "refund_rate_bps": self.refund_rate_bps,
+            "disputes_open": self.disputes_open,
+            "disputes_lost": self.disputes_lost,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutFunnel:
+    """Checkout Sessions created in the period and how many were paid."""
+
+    created: int
+    completed: int
+    expired: int
+
+    @property
+    def conversion_bps(self) -> int:
+        """completed / created in basis points (integer, rounded down); 0 when none."""
+        return self.completed * 10_000 // self.created if self.created else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "created": self.created,
+            "completed": self.completed,
+            "expired": self.expired,
+            "conversion_bps": self.conversion_bps,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsReport:
+    """Metrics of one period."""
+
+    since: datetime
+    until: datetime
+    currencies: list[CurrencySummary]
+    checkout: CheckoutFunnel
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``mentorpay stats --json``)."""
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "currencies": [c.as_dict() for c in self.currencies],
+            "checkout": self.checkout.as_dict(),
+        }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AnalyticsService:
+    """Read-only aggregates over mentorpay's tables."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def summary(self, since: datetime, until: datetime | None = None) -> AnalyticsReport:
+        """Metrics of payments and checkouts created in ``[since, until)`` (until: now)."""
+        end = until or self._clock()
+        if since.tzinfo is None or end.tzinfo is None:
+            raise InvalidRequestError("since and until must be aware datetimes (tzinfo=UTC)")
+        if end <= since:
+            raise InvalidRequestError("until must be after since")
+        p = _payments.c
+        in_period = and_(p.created_at >= since, p.created_at < end)
+        refunded = case((p.amount_refunded > 0, 1), else_=0)
+        open_disputes = case((p.amount_disputed > 0, 1), else_=0)
+        lost = case((p.amount_reversed > p.amount_refunded, 1), else_=0)
+        payments_query = (
+            select(
+                p.currency,
+                func.count(),
+                func.sum(p.amount),
+                func.sum(p.platform_fee),
+                func.sum(p.mentor_payout - p.payout_reversed),
+                func.sum(p.amount_reversed),
+                func.sum(p.fee_reversed),
+                func.sum(refunded),
+                func.sum(open_disputes),
+                func.sum(lost),
+            )
+            .where(in_period)
+            .group_by(p.currency)
+            .order_by(p.currency)
+        )
+        s = _sessions.c
+        session_period = and_(
+            s.created_at >= since,
+            s.created_at < end,
+            s.status.in_(("open", "complete", "expired")),
+        )
+        funnel_query = select(
+            func.count(),
+            func.coalesce(func.sum(case((s.status == "complete", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((s.status == "expired", 1), else_=0)), 0),
+        ).where(session_period)
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(payments_query).all()
+            created, completed, expired = conn.execute(funnel_query).one()
+        currencies = [
+            CurrencySummary(
+                currency=cur,
+                payments=int(count),
+                gross=Money(int(gross), cur),
+                platform_fee=Money(int(fee), cur),
+                mentor_earnings=Money(int(earnings), cur),
+                refunded=Money(int(reversed_), cur),
+                fee_reversed=Money(int(fee_reversed), cur),
+                payments_refunded=int(n_refunded),
+                disputes_open=int(n_open),
+                disputes_lost=int(n_lost),
+            )
+            for (
+                cur,
+                count,
+                gross,
+                fee,
+                earnings,
+                reversed_,
+                fee_reversed,
+                n_refunded,
+                n_open,
+                n_lost,
+            ) in rows
+        ]
+        funnel = CheckoutFunnel(int(created), int(completed), int(expired))
+        return AnalyticsReport(since, end, currencies, funnel)
