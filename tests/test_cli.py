@@ -189,3 +189,35 @@ def test_console_script_entry_point_runs() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("mentorpay ")
+
+
+def test_payout_operator_commands_follow_the_state_machine(demo_db: str) -> None:
+    """request via the API, then approve / mark-paid / cancel from the CLI, errors one line."""
+    from mentorpay import MentorPay, MentorpayConfig, Money
+    from mentorpay.db import make_engine
+    from mentorpay.testing import FakeGateway, InMemoryBookings
+
+    engine = make_engine(demo_db)
+    mp = MentorPay(
+        MentorpayConfig(webhook_secrets=["w"]),
+        engine,
+        bookings=InMemoryBookings(),
+        gateway=FakeGateway(),
+    )
+    first = mp.payouts.request("chiyo", Money(1000, "JPY"))
+    second = mp.payouts.request("chiyo", Money(500, "JPY"))
+    engine.dispose()
+    code, out, _ = run("payouts", "approve", str(first.id), "--approver", "ops", "--url", demo_db)
+    assert (code, "is approved" in out) == (0, True)
+    code, out, _ = run(
+        "payouts", "mark-paid", str(first.id), "--reference", "BANK-1", "--url", demo_db
+    )
+    assert (code, "is paid" in out) == (0, True)
+    code, out, _ = run("payouts", "cancel", str(second.id), "--url", demo_db)
+    assert (code, "is cancelled" in out) == (0, True)
+    code, _, err = run("payouts", "cancel", str(first.id), "--url", demo_db)
+    assert code == 1
+    assert "cannot become cancelled" in err
+    code, _, err = run("payouts", "execute", str(first.id), "--url", demo_db)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1

@@ -214,6 +214,24 @@ def cmd_payouts_list(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_payouts_action(args: argparse.Namespace, out: Output) -> int:
+    """Move one payout request through its state machine (an operator's action)."""
+    mp = _facade(args)
+    try:
+        if args.payouts_command == "approve":
+            view = mp.payouts.approve(args.id, approver=args.approver)
+        elif args.payouts_command == "execute":
+            view = mp.payouts.execute(args.id)
+        elif args.payouts_command == "mark-paid":
+            view = mp.payouts.mark_paid(args.id, reference=args.reference)
+        else:
+            view = mp.payouts.cancel(args.id)
+    finally:
+        mp.engine.dispose()
+    out.line(f"payout {view.id} ({view.amount} to {view.mentor_id}) is {view.status}")
+    return EXIT_OK
+
+
 def cmd_release_due(args: argparse.Namespace, out: Output) -> int:
     """Release every payment whose hold period has elapsed (run it from cron)."""
     mp = _facade(args)
@@ -337,6 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     po_list.add_argument("--json", action="store_true")
     po_list.add_argument("--url", help=url_help)
     po_list.set_defaults(func=cmd_payouts_list)
+    approve = payouts_sub.add_parser("approve", help="approve a requested payout")
+    approve.add_argument("id", type=int)
+    approve.add_argument("--approver", required=True, help="who approves (not the mentor)")
+    execute = payouts_sub.add_parser("execute", help="send an approved payout's Stripe transfer")
+    execute.add_argument("id", type=int)
+    paid = payouts_sub.add_parser("mark-paid", help="manual mode: record the bank transfer")
+    paid.add_argument("id", type=int)
+    paid.add_argument("--reference", required=True, help="the bank transfer's reference")
+    cancel = payouts_sub.add_parser("cancel", help="cancel a payout not yet sent")
+    cancel.add_argument("id", type=int)
+    for action in (approve, execute, paid, cancel):
+        action.add_argument("--url", help=url_help)
+        action.set_defaults(func=cmd_payouts_action)
 
     due = sub.add_parser("release-due", help="make payments past their hold period available")
     due.add_argument("--now", help="ISO datetime to use instead of the current time")
