@@ -26,6 +26,7 @@ from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord
 from mentorpay.migrations import upgrade
 from mentorpay.models import metadata
 from mentorpay.money import Money
+from mentorpay.notifications import ContactLookup, Mailer, install_receipts
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
 from mentorpay.refunds import RefundService
@@ -67,7 +68,9 @@ class MentorPay:
         self.webhooks = WebhookProcessor(config, self.engine, self.ledger, clock=clock)
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
         self.refunds = RefundService(config, self.engine, gateway)
-        self.payouts = PayoutService(config, self.engine, self.ledger, gateway, clock=clock)
+        self.payouts = PayoutService(
+            config, self.engine, self.ledger, gateway, clock=clock, emit=self.webhooks.emit
+        )
         for event_type, handler in self.payouts.webhook_handlers().items():
             self.webhooks.register(event_type, handler)
         self._reconciler = Reconciler(
@@ -102,6 +105,10 @@ class MentorPay:
     def on(self, effect: EffectKind, callback: Callable[[Effect], None]) -> None:
         """Run ``callback`` after commit, once per business effect of that kind."""
         self.webhooks.on(effect, callback)
+
+    def send_receipts(self, mailer: Mailer, contacts: ContactLookup) -> None:
+        """Email receipts and notices through the host's mailer (see mentorpay.notifications)."""
+        install_receipts(self.webhooks, self.ledger, mailer, contacts)
 
     # -- queries for the API ------------------------------------------------------------------
 

@@ -214,12 +214,22 @@ class PayoutService:
         gateway: PaymentGateway | None,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        emit: Callable[[list[Effect]], None] | None = None,
     ) -> None:
         self._config = config
         self._engine = engine
         self._ledger = ledger
         self._gateway = gateway
         self._clock = clock
+        # Settlements made here (manual mode, refused transfers) reach the host's after-commit
+        # callbacks through the same path as those settled by webhooks.
+        self._emit = emit
+
+    def _settled(self, view: PayoutView) -> PayoutView:
+        """After commit: tell the host a payout settled (paid, failed or reversed)."""
+        if self._emit is not None and view.status in ("paid", "failed", "reversed"):
+            self._emit([self._effect(view)])
+        return view
 
     def _tx(self, fn: Callable[[Connection], Any]) -> Any:
         return run_in_transaction(self._engine, fn, retries=self._config.db_retries)
@@ -424,6 +434,7 @@ class PayoutService:
                 logger.warning("payout %s transfer outcome unknown: %s", payout_id, exc)
                 raise
             self._fail_after_refusal(payout_id, exc)
+            self._settled(self.get(payout_id))
             raise
         return self._record_transfer(payout_id, transfer)
 
@@ -452,7 +463,7 @@ class PayoutService:
             )
 
         result: PayoutView = self._tx(do)
-        return result
+        return self._settled(result)
 
     def mark_failed(self, payout_id: int, *, reason: str) -> PayoutView:
         """Manual mode: the bank transfer failed. processing -> failed; money back to
@@ -466,7 +477,7 @@ class PayoutService:
             )
 
         result: PayoutView = self._tx(do)
-        return result
+        return self._settled(result)
 
     def reverse(self, payout_id: int, *, reason: str | None = None) -> PayoutView:
         """Take a paid payout back. Transfer payouts: ask Stripe to reverse the transfer (the
@@ -486,7 +497,7 @@ class PayoutService:
                 return self._transition(conn, row, "reversed", failure_reason=reason)
 
             result: PayoutView = self._tx(do)
-            return result
+            return self._settled(result)
         assert view.transfer_id is not None  # paid transfer payouts always have one
         self._require_gateway().create_transfer_reversal(
             view.transfer_id,

@@ -767,6 +767,13 @@ class WebhookProcessor:
         except Exception:
             logger.exception("could not record the failure of webhook %s", env.id)
 
+    def emit(self, effects: list[Effect]) -> None:
+        """Deliver committed effects to the callbacks (for services settling outside webhooks).
+
+        Call only after the effects' transaction committed.
+        """
+        self._run_callbacks(effects)
+
     def _run_callbacks(self, effects: list[Effect]) -> None:
         for effect in effects:
             for callback in self._callbacks.get(effect.kind, ()):

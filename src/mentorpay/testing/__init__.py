@@ -2,6 +2,7 @@
 
 - :class:`InMemoryBookings`: the reference ``BookingSource``.
 - :class:`FakeGateway`: an in-memory ``PaymentGateway`` that behaves like Stripe.
+- :class:`OutboxMailer`: a ``Mailer`` that keeps the receipts it is asked to send.
 - :func:`sign_payload`, :func:`make_event`, :func:`encode_event` and the object builders
   (:func:`checkout_session`, :func:`payment_intent`, :func:`charge`, :func:`dispute`,
   :func:`transfer`): signed, Stripe-shaped webhook events.
@@ -27,6 +28,7 @@ from mentorpay.testing._events import (
     transfer,
 )
 from mentorpay.testing._gateway import FakeGateway, GatewayCall
+from mentorpay.testing._mail import OutboxMailer
 from mentorpay.testing._offline import (
     OfflineCheckout,
     PaidSession,
@@ -42,6 +44,7 @@ __all__ = [
     "GatewayCall",
     "InMemoryBookings",
     "OfflineCheckout",
+    "OutboxMailer",
     "PaidSession",
     "SignedEvent",
     "WebhookDeliverer",
