@@ -22,6 +22,7 @@ from mentorpay.money import Money
 from mentorpay.testing import (
     FakeGateway,
     InMemoryBookings,
+    OutboxMailer,
     encode_event,
     make_event,
     sign_payload,
@@ -94,6 +95,8 @@ def _walk_through(
     for kind in ("payment_succeeded", "refund_applied", "dispute_opened", "dispute_closed"):
         mp.on(kind, notify)
     mp.on("payout_settled", notify)
+    outbox = OutboxMailer()
+    mp.send_receipts(outbox, lambda user_id: f"{user_id}@example.test")
 
     say(f"mentorpay demo (commission {mp.config.commission.rate_bps / 100:g}%, offline Stripe)\n")
     intents: dict[str, str] = {}
@@ -177,6 +180,7 @@ def _walk_through(
         + ", ".join(f"{status} x{count}" for status, count in sorted(stripe.statuses.items()))
     )
     say(f"After-commit notifications sent: {len(notifications)} ({dict(Counter(notifications))})")
+    say(f"Emails in the outbox: {len(outbox.messages)}, e.g. {outbox.messages[0].subject!r}")
     report = mp.ledger.verify()
     outcome = "OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)
     say(f"Ledger verify: {outcome} ({report.transactions} journal transactions)")
