@@ -367,10 +367,12 @@ def test_connect_checkout_request_over_http(engine: Engine, http: responses.Requ
         "metadata[mentor_id]": "3",
         "metadata[mentee_id]": "7",
         "metadata[mentor_account]": "acct_mentor3",
+        "metadata[platform_fee]": "500",
         "payment_intent_data[metadata][booking_id]": "42",
         "payment_intent_data[metadata][mentor_id]": "3",
         "payment_intent_data[metadata][mentee_id]": "7",
         "payment_intent_data[metadata][mentor_account]": "acct_mentor3",
+        "payment_intent_data[metadata][platform_fee]": "500",
         "payment_intent_data[application_fee_amount]": "500",
         "payment_intent_data[transfer_data][destination]": "acct_mentor3",
     }

@@ -160,6 +160,8 @@ def test_connect_checkout_carries_fee_and_destination(
     # Both events that can record the payment learn the mentor's share left at capture.
     assert body["metadata[mentor_account]"] == "acct_mentor3"
     assert body["payment_intent_data[metadata][mentor_account]"] == "acct_mentor3"
+    assert body["metadata[platform_fee]"] == body["payment_intent_data[metadata][platform_fee]"]
+    assert body["metadata[platform_fee]"] == "500"
     assert "Stripe-Account" not in http.calls[0].request.headers
 
 

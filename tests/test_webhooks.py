@@ -409,6 +409,36 @@ def test_destination_charge_from_transfer_data_is_withdrawn_at_capture(h: Harnes
     assert h.ledger.verify().ok
 
 
+def test_destination_charge_records_the_fee_stripe_kept(h: Harness) -> None:
+    """The application fee on the payment wins over today's policy (it may have changed)."""
+    intent = payment_intent(
+        id="pi_1",
+        metadata=metadata(1),
+        application_fee_amount=750,
+        transfer_data={"destination": "acct_m1"},
+    )
+    assert h.deliver(make_event("payment_intent.succeeded", intent)).status == "success"
+    assert h.payment("pi_1")["platform_fee"] == 750
+    assert h.ledger.balance("m1", "GBP").withdrawn.amount == 4250
+    session = checkout_session(
+        id="cs_2",
+        payment_intent="pi_2",
+        amount_total=5000,
+        metadata={**metadata(2), "mentor_account": "acct_m1", "platform_fee": "600"},
+    )
+    assert h.deliver(make_event("checkout.session.completed", session)).status == "success"
+    assert h.payment("pi_2")["platform_fee"] == 600
+    assert h.ledger.verify().ok
+
+
+def test_a_fee_above_the_payment_is_a_payload_error(h: Harness) -> None:
+    """An application fee larger than the payment is refused as a malformed event (400)."""
+    intent = payment_intent(id="pi_1", metadata=metadata(1), application_fee_amount=9999)
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(make_event("payment_intent.succeeded", intent))
+    assert h.ledger_counts() == (0, 0, 0, 0)
+
+
 def test_later_events_about_a_foreign_payment_are_ignored(h: Harness) -> None:
     """A refund or dispute arriving after a non-mentorpay payment is ignored, never deferred."""
     h.deliver(make_event("payment_intent.succeeded", payment_intent(id="pi_other", metadata={})))

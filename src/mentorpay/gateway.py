@@ -209,8 +209,9 @@ class CheckoutSessionParams:
     def metadata(self) -> dict[str, str]:
         """Set on the session and its payment intent; webhooks find the booking through it.
 
-        Destination charges also name the mentor's account (``mentor_account``): whichever
-        event records the payment knows the mentor's share left with Stripe's transfer.
+        Destination charges also name the mentor's account (``mentor_account``) and the
+        application fee (``platform_fee``): whichever event records the payment knows the
+        mentor's share left with Stripe's transfer, and what Stripe kept.
         """
         metadata = {
             "booking_id": self.booking_id,
@@ -219,6 +220,10 @@ class CheckoutSessionParams:
         }
         if self.destination is not None:
             metadata["mentor_account"] = self.destination
+        if self.application_fee is not None:
+            # The fee Stripe will keep, so the ledger records exactly it even if the policy
+            # changes between checkout and payment.
+            metadata["platform_fee"] = str(self.application_fee.amount)
         return metadata
 
 

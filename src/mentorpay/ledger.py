@@ -542,6 +542,7 @@ class LedgerService:
         charge_id: str | None = None,
         release_due_at: datetime | None = None,
         destination: str | None = None,
+        platform_fee: Money | None = None,
         conn: Connection | None = None,
     ) -> PaymentOutcome:
         """Record a succeeded payment and credit the mentor's pending balance, exactly once.
@@ -552,13 +553,17 @@ class LedgerService:
         ``destination``: a Connect destination charge, whose mentor share Stripe transferred to
         that connected account at capture. The share is posted straight to withdrawn (there is
         nothing to release or pay out again) and refunds take it back from there, as Stripe's
-        ``reverse_transfer`` does.
+        ``reverse_transfer`` does. ``platform_fee``: the fee Stripe actually kept (a destination
+        charge's application fee), recorded instead of recomputing it from ``policy``.
         """
         if not gross.is_positive():
             raise InvalidAmountError(
                 "a payment must be positive", amount=gross.amount, currency=gross.currency
             )
         split = policy.split(gross)
+        if platform_fee is not None and platform_fee != split.platform_fee:
+            # What Stripe kept wins: the policy may have changed since checkout.
+            split = Split(gross, platform_fee, gross - platform_fee, split.rate_bps, split.rounding)
 
         def do(c: Connection) -> PaymentOutcome:
             now = self._clock()

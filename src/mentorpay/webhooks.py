@@ -290,6 +290,7 @@ class _PaymentIntentObject(_StripeObject):
     latest_charge: StripeRef = None
     last_payment_error: dict[str, Any] | None = None
     transfer_data: _TransferData | None = None
+    application_fee_amount: Amount | None = None
 
 
 class _ChargeObject(_StripeObject):
@@ -313,6 +314,8 @@ class _Booking:
     mentee_id: str
     #: Connect destination charge: the mentor's connected account (metadata ``mentor_account``).
     destination: str | None = None
+    #: Connect destination charge: the application fee checkout asked Stripe to keep.
+    platform_fee: int | None = None
 
 
 def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking | None:
@@ -338,7 +341,30 @@ def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking
             event_id=env.id,
             event_type=env.type,
         )
-    return _Booking(booking_id, mentor_id, mentee_id, destination)
+    fee_text = metadata.get("platform_fee")
+    platform_fee: int | None = None
+    if fee_text is not None:
+        if not fee_text.isdigit() or len(fee_text) > 18:
+            raise WebhookPayloadError(
+                f"{env.type} event {env.id}: platform_fee metadata is not an amount",
+                event_id=env.id,
+                event_type=env.type,
+            )
+        platform_fee = int(fee_text)
+    return _Booking(booking_id, mentor_id, mentee_id, destination, platform_fee)
+
+
+def _fee(amount: int | None, gross: Money, env: EventEnvelope) -> Money | None:
+    """The application fee Stripe kept on a destination charge, checked against the gross."""
+    if amount is None:
+        return None
+    if amount > gross.amount:
+        raise WebhookPayloadError(
+            f"{env.type} event {env.id}: application fee {amount} exceeds the payment {gross}",
+            event_id=env.id,
+            event_type=env.type,
+        )
+    return Money(amount, gross.currency)
 
 
 def _parse_object(model: type[M], env: EventEnvelope) -> M:
@@ -896,6 +922,7 @@ class WebhookProcessor:
         session_id: str | None,
         charge_id: str | None,
         destination: str | None = None,
+        platform_fee: int | None = None,
     ) -> HandlerResult:
         booking = _booking(metadata, env)
         if pi is None:
@@ -931,6 +958,9 @@ class WebhookProcessor:
             charge_id=charge_id,
             release_due_at=now + self._config.hold_period,
             destination=destination or booking.destination,
+            platform_fee=_fee(
+                platform_fee if platform_fee is not None else booking.platform_fee, gross, env
+            ),
             conn=conn,
         )
         if not outcome.created:
@@ -1006,6 +1036,7 @@ class WebhookProcessor:
             session_id=None,
             charge_id=intent.latest_charge,
             destination=intent.transfer_data.destination if intent.transfer_data else None,
+            platform_fee=intent.application_fee_amount,
         )
 
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
