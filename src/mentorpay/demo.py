@@ -63,9 +63,6 @@ class _Stripe:
         self.statuses[result.status] += 1
         return result.status
 
-    def redeliver(self, event_type: str, obj: Mapping[str, Any], event_id: str) -> str:
-        return self.deliver(event_type, obj, event_id=event_id)
-
 
 def run_demo(path: Path, say: Say, *, fresh: bool = True, progress: Progress = _no_progress) -> int:
     """Run the demo against the SQLite file at ``path``; returns the process exit code."""
@@ -77,14 +74,12 @@ def run_demo(path: Path, say: Say, *, fresh: bool = True, progress: Progress = _
     bookings = InMemoryBookings(BOOKINGS)
     mp = MentorPay(config, make_engine(f"sqlite:///{path}"), bookings=bookings, gateway=gateway)
     try:
-        return _walk_through(mp, gateway, bookings, say, progress)
+        return _walk_through(mp, gateway, say, progress)
     finally:
         mp.engine.dispose()
 
 
-def _walk_through(
-    mp: MentorPay, gateway: FakeGateway, bookings: InMemoryBookings, say: Say, progress: Progress
-) -> int:
+def _walk_through(mp: MentorPay, gateway: FakeGateway, say: Say, progress: Progress) -> int:
     mp.upgrade_schema()
     stripe = _Stripe(mp, gateway)
     notifications: list[str] = []
@@ -144,7 +139,7 @@ def _walk_through(
     say("\nPayments (checkout.session.completed / payment_intent.succeeded):")
     say(table(["booking", "mentor", "paid", "platform fee", "mentor payout", "webhooks"], rows))
 
-    again = stripe.redeliver("checkout.session.completed", sessions["42"], "evt_demo_cs_42")
+    again = stripe.deliver("checkout.session.completed", sessions["42"], "evt_demo_cs_42")
     say(f"\nStripe delivers booking 42's event again: {again}")
     say(f"Booking 45 after its early refund: {mp.ledger.payment(intents['45']).status}")
 
@@ -184,5 +179,4 @@ def _walk_through(
     report = mp.ledger.verify()
     outcome = "OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)
     say(f"Ledger verify: {outcome} ({report.transactions} journal transactions)")
-    del bookings
     return 0 if report.ok else 2
