@@ -28,10 +28,7 @@ def deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 
 def test_booking_to_payout_end_to_end(engine: Engine) -> None:
-    """Booking to withdrawn payout: balances right at each step, duplicates absorbed.
-
-    Separate charges and transfers: the platform holds the money until the payout's transfer.
-    """
+    """Booking to withdrawn payout (separate charges and transfers): every step, duplicates."""
     config = MentorpayConfig(
         webhook_secrets=[SECRET],
         payout_mode="stripe_transfer",
