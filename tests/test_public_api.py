@@ -57,3 +57,20 @@ def test_import_has_no_side_effects(tmp_path: object) -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_every_test_has_a_one_line_docstring() -> None:
+    """Each test in this suite says, in one line, what it proves."""
+    import ast
+    from pathlib import Path
+
+    missing = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+                "test_"
+            ):
+                doc = ast.get_docstring(node) or ""
+                if not doc.strip() or "\n" in doc.strip():
+                    missing.append(f"{path.name}::{node.name}")
+    assert missing == []
