@@ -5,7 +5,7 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
 
     MentorpayError (500)
     ├── ConfigurationError (500)            the library was set up wrongly
-    ├── InvalidAmountError (400)            negative, float, excess precision, bad currency rule
+    ├── InvalidAmountError (400)            negative, not an int, excess precision, currency rule
     │   └── UnknownCurrencyError (400)
     ├── CurrencyMismatchError (400)
     ├── InvalidRequestError (400)           a malformed argument (cursor, id, URL)
