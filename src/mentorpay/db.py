@@ -177,10 +177,22 @@ def driver_execute(conn: Connection, sql: str, params: Sequence[Any]) -> list[tu
 
 
 @contextmanager
-def read_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection for queries: on SQLite it reads beside writers instead of queueing."""
+def read_connection(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A connection for queries, never taking a writer's lock.
+
+    SQLite: a deferred ``BEGIN`` (one WAL snapshot for the whole block) instead of
+    ``BEGIN IMMEDIATE``. PostgreSQL: autocommit, so a one-statement read costs one round trip;
+    with ``snapshot=True`` a read-only REPEATABLE READ transaction instead, so that several
+    statements see one consistent state (``verify()`` must not report a posting half-seen).
+    """
     with engine.connect() as conn:
-        yield conn.execution_options(**{READ_ONLY: True})
+        options: dict[str, Any] = {READ_ONLY: True}
+        if conn.dialect.name != "sqlite":
+            if snapshot:
+                options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                options["isolation_level"] = "AUTOCOMMIT"
+        yield conn.execution_options(**options)
 
 
 @contextmanager

@@ -1109,9 +1109,12 @@ class LedgerService:
         return Money(int(total), cur)
 
     def verify(self) -> VerifyReport:
-        """Recompute every balance from the journal and check every transaction balances."""
+        """Recompute every balance from the journal and check every transaction balances.
+
+        Runs on one snapshot, so it can be run beside live traffic without false alarms.
+        """
         problems: list[str] = []
-        with read_connection(self._engine) as conn:
+        with read_connection(self._engine, snapshot=True) as conn:
             unbalanced = conn.execute(
                 select(_entries.c.transaction_id, _entries.c.currency, func.sum(_entries.c.amount))
                 .group_by(_entries.c.transaction_id, _entries.c.currency)
