@@ -151,3 +151,32 @@ def test_concurrent_duplicate_payment_records_once(pg_engine: Engine) -> None:
     assert sorted(created) == [False] * 7 + [True]
     assert ledger.balance("m1", "GBP").pending == Money(6_300, "GBP")
     assert ledger.verify().ok
+
+
+def test_verify_beside_live_postings_reports_no_false_problems(pg_engine: Engine) -> None:
+    """verify() reads one snapshot: payments committing meanwhile never look half-applied."""
+    ledger = LedgerService(pg_engine)
+    stop = threading.Event()
+
+    def post_payments() -> None:
+        i = 0
+        while not stop.is_set():
+            ledger.record_payment(
+                payment_intent_id=f"pi_live_{i}",
+                booking_id=f"b{i}",
+                mentor_id=f"m{i % 3}",
+                mentee_id="u",
+                gross=Money(1_000 + i, "GBP"),
+                policy=POLICY,
+            )
+            i += 1
+
+    writer = threading.Thread(target=post_payments)
+    writer.start()
+    try:
+        reports = [ledger.verify() for _ in range(40)]
+    finally:
+        stop.set()
+        writer.join()
+    assert [r.problems for r in reports if not r.ok] == []
+    assert reports[-1].transactions > 0
