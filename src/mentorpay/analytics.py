@@ -15,20 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, Table, and_, case, func, select
+from sqlalchemy import Engine, and_, case, func, select
 
+from mentorpay._clock import utcnow
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
-from mentorpay.models import CheckoutSession, Payment
+from mentorpay.models import checkout_sessions_table as _sessions
+from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money
 
 __all__ = ["AnalyticsReport", "AnalyticsService", "CheckoutFunnel", "CurrencySummary"]
-
-_payments = cast(Table, Payment.__table__)
-_sessions = cast(Table, CheckoutSession.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +115,10 @@ class AnalyticsReport:
         }
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class AnalyticsService:
     """Read-only aggregates over mentorpay's tables."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._engine = engine
         self._clock = clock
 

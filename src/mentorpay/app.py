@@ -7,12 +7,13 @@ environment except :meth:`MentorPay.from_env`, which the host calls on purpose.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from mentorpay._clock import utcnow
 from mentorpay.analytics import AnalyticsReport, AnalyticsService
 from mentorpay.bookings import BookingSource
 from mentorpay.checkout import CheckoutService
@@ -35,10 +36,6 @@ from mentorpay.webhooks import WebhookProcessor
 __all__ = ["MentorPay"]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class MentorPay:
     """One object per application: ``mp.webhooks``, ``mp.checkout``, ``mp.ledger``, ..."""
 
@@ -49,7 +46,7 @@ class MentorPay:
         *,
         bookings: BookingSource,
         gateway: PaymentGateway | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.config = config
         self.engine = coerce_engine(engine_or_session_factory)

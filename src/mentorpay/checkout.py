@@ -32,13 +32,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from datetime import datetime, timedelta
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, Row, Table, and_, delete, select, update
+from sqlalchemy import Engine, Row, and_, delete, select, update
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.bookings import PAYABLE_STATUSES, BookingInfo, BookingSource
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
@@ -64,13 +65,12 @@ from mentorpay.gateway import (
     outcome_unknown,
 )
 from mentorpay.ledger import insert_for
-from mentorpay.models import CheckoutSession, Payment
+from mentorpay.models import checkout_sessions_table as _sessions
+from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money, check_charge_amount, minimum_charge_amount
 
 __all__ = ["CheckoutService", "CheckoutSessionInfo"]
 
-_sessions = cast(Table, CheckoutSession.__table__)
-_payments = cast(Table, Payment.__table__)
 
 #: Payment statuses that leave none of the mentee's money with the platform, so paying the
 #: booking again is not a double payment. Anything else (succeeded, partially refunded,
@@ -83,10 +83,6 @@ _ABANDONED = "abandoned"
 # Rounds of "retire the stale session, then look again"; each round retires all it sees.
 _MAX_ROUNDS: Final = 4
 _ID_MAX: Final = 255
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _default_line_item_name(booking: BookingInfo) -> str:
@@ -171,7 +167,7 @@ class CheckoutService:
         bookings: BookingSource,
         gateway: PaymentGateway,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         reuse_margin: timedelta = timedelta(minutes=5),
         line_item_name: Callable[[BookingInfo], str] = _default_line_item_name,
     ) -> None:

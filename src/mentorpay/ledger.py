@@ -32,13 +32,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar, cast
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Engine, Row, Table, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.commission import CommissionPolicy, Split, split_refund
 from mentorpay.db import (
     DEFAULT_RETRIES,
@@ -55,7 +56,11 @@ from mentorpay.errors import (
     InvalidRequestError,
     PaymentNotFoundError,
 )
-from mentorpay.models import LedgerEntry, LedgerTransaction, MentorBalance, Payment, UTCDateTime
+from mentorpay.models import UTCDateTime
+from mentorpay.models import balances_table as _balances
+from mentorpay.models import entries_table as _entries
+from mentorpay.models import payments_table as _payments
+from mentorpay.models import transactions_table as _transactions
 from mentorpay.money import Money, normalize_currency
 
 __all__ = [
@@ -92,10 +97,6 @@ BALANCE_ACCOUNTS: dict[str, str] = {
     WITHDRAWN: "withdrawn",
 }
 
-_payments = cast(Table, Payment.__table__)
-_balances = cast(Table, MentorBalance.__table__)
-_transactions = cast(Table, LedgerTransaction.__table__)
-_entries = cast(Table, LedgerEntry.__table__)
 
 Leg = tuple[str, str | None, int]  # (account, mentor_id or None for platform accounts, amount)
 
@@ -364,10 +365,6 @@ def _record(row: Row[Any]) -> PaymentRecord:
     )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def payment_status(*, amount: int, reversed_total: int, refunded: int, disputed: int) -> str:
     """A payment's label, derived from its amounts so the order events arrived in never matters.
 
@@ -391,7 +388,7 @@ class LedgerService:
         self,
         engine: Engine,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
         self._engine = engine

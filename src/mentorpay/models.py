@@ -12,7 +12,7 @@ unique, so two deliveries of one fact cannot both commit.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.engine import Dialect
@@ -38,7 +39,14 @@ __all__ = [
     "PayoutRequest",
     "UTCDateTime",
     "WebhookEvent",
+    "balances_table",
+    "checkout_sessions_table",
+    "entries_table",
     "metadata",
+    "payments_table",
+    "payouts_table",
+    "transactions_table",
+    "webhook_events_table",
 ]
 
 # Deterministic constraint names keep Alembic migrations identical on every database.
@@ -255,3 +263,14 @@ class CheckoutSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Typed Core handles for the statement-level code paths (``Model.__table__`` is typed as a
+# FromClause, which has no ``insert()``/``c`` of the right types for mypy).
+payments_table = cast(Table, Payment.__table__)
+balances_table = cast(Table, MentorBalance.__table__)
+payouts_table = cast(Table, PayoutRequest.__table__)
+webhook_events_table = cast(Table, WebhookEvent.__table__)
+transactions_table = cast(Table, LedgerTransaction.__table__)
+entries_table = cast(Table, LedgerEntry.__table__)
+checkout_sessions_table = cast(Table, CheckoutSession.__table__)

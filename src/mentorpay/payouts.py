@@ -43,12 +43,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, Literal, cast
+from datetime import datetime
+from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, Row, Table, and_, insert, or_, select, update
+from sqlalchemy import Engine, Row, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import run_in_transaction
 from mentorpay.errors import (
@@ -71,7 +72,8 @@ from mentorpay.gateway import (
     payout_transfer_idempotency_key,
 )
 from mentorpay.ledger import LedgerService
-from mentorpay.models import MentorBalance, PayoutRequest
+from mentorpay.models import balances_table as _balances
+from mentorpay.models import payouts_table as _payouts
 from mentorpay.money import Money, check_payout_amount
 
 __all__ = [
@@ -85,8 +87,6 @@ __all__ = [
 
 logger = logging.getLogger("mentorpay.payouts")
 
-_payouts = cast(Table, PayoutRequest.__table__)
-_balances = cast(Table, MentorBalance.__table__)
 
 PayoutStatus = Literal[
     "requested", "approved", "processing", "paid", "failed", "cancelled", "reversed"
@@ -119,10 +119,6 @@ _ID_MAX: Final = 255
 def can_transition(source: str, target: str) -> bool:
     """Whether the state machine allows ``source -> target``."""
     return target in TRANSITIONS.get(source, frozenset())
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _check_id(name: str, value: str) -> None:
@@ -213,7 +209,7 @@ class PayoutService:
         ledger: LedgerService,
         gateway: PaymentGateway | None,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         emit: Callable[[list[Effect]], None] | None = None,
     ) -> None:
         self._config = config

@@ -33,12 +33,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Literal, cast
+from datetime import datetime
+from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, Table, and_, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.config import MentorpayConfig
 from mentorpay.errors import (
     GatewayError,
@@ -55,7 +56,9 @@ from mentorpay.gateway import (
     is_missing_resource,
 )
 from mentorpay.ledger import LedgerService
-from mentorpay.models import LedgerTransaction, Payment, PayoutRequest
+from mentorpay.models import payments_table as _payments
+from mentorpay.models import payouts_table as _payouts
+from mentorpay.models import transactions_table as _transactions
 from mentorpay.money import Money
 
 __all__ = [
@@ -71,9 +74,6 @@ __all__ = [
 
 logger = logging.getLogger("mentorpay.reconcile")
 
-_payments = cast(Table, Payment.__table__)
-_transactions = cast(Table, LedgerTransaction.__table__)
-_payouts = cast(Table, PayoutRequest.__table__)
 
 ReconcileKind = Literal["payments", "refunds", "disputes", "transfers"]
 RECONCILE_KINDS: Final[tuple[ReconcileKind, ...]] = ("payments", "refunds", "disputes", "transfers")
@@ -82,10 +82,6 @@ ProblemKind = Literal["missing_in_ledger", "missing_in_stripe", "amount_mismatch
 _METADATA_KEYS: Final = ("booking_id", "mentor_id", "mentee_id")
 _PAYOUT_METADATA: Final = "payout_request_id"
 _CHUNK: Final = 500
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _money(amount: int | None, currency: str) -> Money | None:
@@ -271,7 +267,7 @@ class Reconciler:
         ledger: LedgerService,
         apply_event: Callable[[Mapping[str, Any]], Any],
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config
         self._engine = engine

@@ -16,9 +16,9 @@ equal partial refunds before the first one's webhook has arrived.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, select
 
 from mentorpay.config import MentorpayConfig
 from mentorpay.errors import (
@@ -29,12 +29,10 @@ from mentorpay.errors import (
     PaymentNotFoundError,
 )
 from mentorpay.gateway import REFUND_REASONS, PaymentGateway, refund_idempotency_key
-from mentorpay.models import Payment
+from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money, check_charge_amount
 
 __all__ = ["RefundResult", "RefundService"]
-
-_payments = cast(Table, Payment.__table__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,8 +76,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar, cast
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
 import stripe
 from pydantic import (
@@ -93,6 +93,7 @@ from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import driver_execute, is_retryable, placeholder, run_in_transaction
 from mentorpay.errors import (
@@ -117,7 +118,9 @@ from mentorpay.events import (
     HandlerStatus,
 )
 from mentorpay.ledger import LedgerService
-from mentorpay.models import CheckoutSession, Payment, WebhookEvent
+from mentorpay.models import checkout_sessions_table as _checkouts
+from mentorpay.models import payments_table as _payments
+from mentorpay.models import webhook_events_table as _inbox
 from mentorpay.money import Money
 
 __all__ = [
@@ -164,15 +167,8 @@ _ERROR_MAX = 2000
 # Stripe amounts are far below this; the bound keeps a hostile body from overflowing BIGINT.
 _AMOUNT_MAX = 2**53
 
-_inbox = cast(Table, WebhookEvent.__table__)
-_checkouts = cast(Table, CheckoutSession.__table__)
-_payments = cast(Table, Payment.__table__)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -419,7 +415,7 @@ class WebhookProcessor:
         engine: Engine,
         ledger: LedgerService,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not config.webhook_secrets:  # the config refuses this too; never accept unsigned
             raise ConfigurationError("no webhook secret configured: refusing unsigned webhooks")

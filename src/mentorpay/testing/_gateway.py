@@ -25,9 +25,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from mentorpay._clock import utcnow
 from mentorpay.errors import (
     GatewayError,
     GatewayInvalidRequestError,
@@ -51,10 +52,6 @@ __all__ = ["FakeGateway", "GatewayCall"]
 T = TypeVar("T")
 
 DEFAULT_CHECKOUT_URL_TEMPLATE = "https://checkout.stripe.test/c/pay/{session_id}"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +117,7 @@ class FakeGateway:
         self,
         *,
         checkout_url_template: str = DEFAULT_CHECKOUT_URL_TEMPLATE,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         latency: float = 0.0,
         livemode: bool = False,
     ) -> None:
