@@ -43,7 +43,7 @@ from mentorpay._clock import utcnow
 from mentorpay.bookings import PAYABLE_STATUSES, BookingInfo, BookingSource
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import run_in_transaction
+from mentorpay.db import insert_for, run_in_transaction
 from mentorpay.errors import (
     AlreadyPaidError,
     BookingNotFoundError,
@@ -64,7 +64,6 @@ from mentorpay.gateway import (
     checkout_idempotency_key,
     outcome_unknown,
 )
-from mentorpay.ledger import insert_for
 from mentorpay.models import checkout_sessions_table as _sessions
 from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money, check_charge_amount, minimum_charge_amount

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -29,6 +30,8 @@ __all__ = [
     "READ_ONLY",
     "coerce_engine",
     "driver_execute",
+    "insert_constructor",
+    "insert_for",
     "is_retryable",
     "make_engine",
     "placeholder",
@@ -149,6 +152,22 @@ def run_in_transaction(
                 ) from exc
             # Full jitter: spreads colliding writers apart instead of retrying in lockstep.
             time.sleep(random.uniform(0, base_delay * (2 ** min(attempt, 8))))
+
+
+def insert_constructor(dialect_name: str) -> Any:
+    """The dialect's INSERT with ON CONFLICT support; other databases are refused."""
+    if dialect_name in ("postgresql", "cockroachdb"):
+        return postgresql.insert
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    raise ConfigurationError(
+        f"mentorpay supports PostgreSQL(-compatible) databases and SQLite, not {dialect_name}"
+    )
+
+
+def insert_for(conn: Connection, table: Any) -> Any:
+    """A dialect INSERT that supports ON CONFLICT (PostgreSQL, SQLite, PG-wire distributed SQL)."""
+    return insert_constructor(conn.dialect.name)(table)
 
 
 def placeholder(conn_or_engine: Connection | Engine) -> str:

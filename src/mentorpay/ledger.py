@@ -36,7 +36,6 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
@@ -44,12 +43,12 @@ from mentorpay.commission import CommissionPolicy, Split, split_refund
 from mentorpay.db import (
     DEFAULT_RETRIES,
     driver_execute,
+    insert_constructor,
     placeholder,
     read_connection,
     run_in_transaction,
 )
 from mentorpay.errors import (
-    ConfigurationError,
     CurrencyMismatchError,
     InsufficientBalanceError,
     InvalidAmountError,
@@ -72,7 +71,6 @@ __all__ = [
     "PaymentRecord",
     "Posting",
     "VerifyReport",
-    "insert_for",
     "payment_status",
 ]
 
@@ -99,21 +97,6 @@ BALANCE_ACCOUNTS: dict[str, str] = {
 
 
 Leg = tuple[str, str | None, int]  # (account, mentor_id or None for platform accounts, amount)
-
-
-def _insert_constructor(dialect_name: str) -> Any:
-    if dialect_name in ("postgresql", "cockroachdb"):
-        return postgresql.insert
-    if dialect_name == "sqlite":
-        return sqlite.insert
-    raise ConfigurationError(
-        f"mentorpay supports PostgreSQL(-compatible) databases and SQLite, not {dialect_name}"
-    )
-
-
-def insert_for(conn: Connection, table: Any) -> Any:
-    """A dialect INSERT that supports ON CONFLICT (PostgreSQL, SQLite, PG-wire distributed SQL)."""
-    return _insert_constructor(conn.dialect.name)(table)
 
 
 _PAYMENT_COLUMNS = (
@@ -155,7 +138,7 @@ class _Statements:
     """
 
     def __init__(self, conn: Connection) -> None:
-        _insert_constructor(conn.dialect.name)  # refuses unsupported databases
+        insert_constructor(conn.dialect.name)  # refuses unsupported databases
         p = placeholder(conn)
         self._p = p
         self.bind_time: Callable[[datetime | None], Any] = (
