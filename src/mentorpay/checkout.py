@@ -74,7 +74,7 @@ __all__ = ["CheckoutService", "CheckoutSessionInfo"]
 #: Payment statuses that leave none of the mentee's money with the platform, so paying the
 #: booking again is not a double payment. Anything else (succeeded, partially refunded,
 #: disputed, dispute lost) blocks a new checkout.
-_REPAYABLE_PAYMENT_STATUSES: Final = ("failed", "refunded")
+_REPAYABLE_PAYMENT_STATUSES: Final = ("failed", "refunded", "needs_review")
 _CREATING = "creating"
 _OPEN = "open"
 _EXPIRED = "expired"

@@ -25,7 +25,7 @@ from mentorpay.commission import CommissionPolicy, CommissionResolver
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
 
-__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig"]
+__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig", "key_is_live"]
 
 DEFAULT_DATABASE_URL = "sqlite:///mentorpay.db"
 
@@ -38,6 +38,10 @@ class MentorpayConfig(BaseModel):
     #: Signing secrets tried in turn: rotation, and platform plus Connect endpoints.
     webhook_secrets: Annotated[tuple[SecretStr, ...], Field(min_length=1)]
     stripe_secret_key: SecretStr | None = None
+    #: Which Stripe mode money may move in. Derived from ``stripe_secret_key`` unless given:
+    #: ``sk_live_``/``rk_live_`` is live, any other key (or none) is test mode. Events whose
+    #: ``livemode`` differs are recorded and ignored, so test cards never credit real money.
+    livemode: bool = False
     commission: InstanceOf[CommissionPolicy] = CommissionPolicy(rate_bps=1000)
     #: Per-mentor override: returns a policy for that mentor, or None for the default.
     commission_resolver: CommissionResolver | None = Field(default=None, repr=False)
@@ -54,9 +58,20 @@ class MentorpayConfig(BaseModel):
     #: Connect refunds: pull the mentor's share back and return the platform's fee.
     refund_reverse_transfer: bool = True
     refund_application_fee: bool = True
+    #: A second payment for an already-paid booking is parked for review; with this set it is
+    #: also refunded automatically after commit (under a deterministic idempotency key).
+    refund_duplicate_payments: bool = False
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_livemode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("livemode") is None:
+            data = {k: v for k, v in data.items() if k != "livemode"}
+            data["livemode"] = key_is_live(data.get("stripe_secret_key"))
+        return data
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
@@ -151,6 +166,13 @@ class MentorpayConfig(BaseModel):
                 "STRIPE_WEBHOOK_SECRET is not set: mentorpay refuses to accept unsigned webhooks"
             )
         return cls(**values)
+
+
+def key_is_live(key: object) -> bool:
+    """Whether a Stripe secret or restricted key is a live-mode key."""
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    return isinstance(key, str) and key.startswith(("sk_live_", "rk_live_"))
 
 
 def _env_int(env: Mapping[str, str], name: str) -> int:

@@ -33,6 +33,8 @@ EffectKind = Literal[
     "dispute_closed",
     "payout_settled",
     "checkout_expired",
+    "payment_needs_review",
+    "event_rejected",
 ]
 EFFECT_KINDS: tuple[EffectKind, ...] = (
     "payment_succeeded",
@@ -42,9 +44,13 @@ EFFECT_KINDS: tuple[EffectKind, ...] = (
     "dispute_closed",
     "payout_settled",
     "checkout_expired",
+    "payment_needs_review",
+    "event_rejected",
 )
 
-HandlerStatus = Literal["success", "payment_already_processed", "ignored", "deferred"]
+HandlerStatus = Literal[
+    "success", "payment_already_processed", "ignored", "deferred", "needs_review"
+]
 
 
 class EventData(BaseModel):
@@ -85,6 +91,8 @@ class HandlerResult:
     status: HandlerStatus
     effects: list[Effect] = field(default_factory=list)
     waiting_for: str | None = None
+    #: Why an event was ignored or a payment parked for review; stored on the inbox row.
+    reason: str | None = None
 
 
 Handler = Callable[[Connection, EventEnvelope], HandlerResult]

@@ -10,12 +10,21 @@ Accounts (signed legs; the legs of one transaction sum to zero):
 ``mentor_held``        frozen by an open dispute
 ``mentor_reserved``    requested for payout, not yet paid
 ``mentor_withdrawn``   paid out to the mentor
+``platform_suspense``  money received that no mentor may be credited with yet: a payment
+                       that disagreed with its booking, parked until an operator resolves it
 =====================  =========================================================
 
 Fund flow: payment -> pending -> (release) available -> (payout request) reserved -> (paid)
 withdrawn; a failed or cancelled payout returns reserved -> available. Refunds and lost
 disputes take the mentor's share of that payment from where it sits: pending while the payment
-is unreleased (overflow from available), available once released.
+is unreleased, available once released; when that free share is not enough because open
+disputes hold part of it (a refund during an inquiry), the rest comes out of those holds, so a
+hold never outlives the money it froze.
+
+Disputes: each dispute id holds its own share (``mentorpay_disputes``) and settles only that:
+won (or an inquiry closed) gives exactly its current hold back, lost reverses exactly its
+amount. Per payment the invariant is ``free share + held == payout - payout_reversed``, which is
+what makes the final balances independent of the order events arrive in.
 
 Every posting has a business key that is unique in the database: posting an effect twice writes
 nothing the second time and reports ``created=False``. Every posting also updates the mentor's
@@ -49,6 +58,7 @@ from mentorpay.db import (
     run_in_transaction,
 )
 from mentorpay.errors import (
+    ConflictError,
     CurrencyMismatchError,
     InsufficientBalanceError,
     InvalidAmountError,
@@ -57,6 +67,7 @@ from mentorpay.errors import (
 )
 from mentorpay.models import UTCDateTime
 from mentorpay.models import balances_table as _balances
+from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import entries_table as _entries
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import transactions_table as _transactions
@@ -85,6 +96,7 @@ AVAILABLE = "mentor_available"
 HELD = "mentor_held"
 RESERVED = "mentor_reserved"
 WITHDRAWN = "mentor_withdrawn"
+SUSPENSE = "platform_suspense"
 
 #: Mentor account -> column of the materialized balance row.
 BALANCE_ACCOUNTS: dict[str, str] = {
@@ -120,6 +132,7 @@ _PAYMENT_COLUMNS = (
     "amount_refunded",
     "payout_held",
     "amount_disputed",
+    "review_reason",
     "release_due_at",
     "released_at",
     "created_at",
@@ -259,6 +272,8 @@ class PaymentRecord:
     rate_bps: int
     created_at: datetime
     released_at: datetime | None
+    #: Why the payment sits on the suspense account (``needs_review``), else None.
+    review_reason: str | None = None
 
     @property
     def split(self) -> Split:
@@ -345,16 +360,22 @@ def _record(row: Row[Any]) -> PaymentRecord:
         rate_bps=m["rate_bps"],
         created_at=m["created_at"],
         released_at=m["released_at"],
+        review_reason=m["review_reason"],
     )
 
 
-def payment_status(*, amount: int, reversed_total: int, refunded: int, disputed: int) -> str:
+def payment_status(
+    *, amount: int, reversed_total: int, refunded: int, disputed: int, in_review: bool = False
+) -> str:
     """A payment's label, derived from its amounts so the order events arrived in never matters.
 
-    ``disputed`` while a dispute is open; ``dispute_lost`` once a lost dispute took money back
-    (more was reversed than refunded); else ``refunded``, ``partially_refunded`` or
+    ``needs_review`` while its money sits on the suspense account (``refunded`` once all of it
+    went back); ``disputed`` while a dispute is open; ``dispute_lost`` once a lost dispute took
+    money back (more was reversed than refunded); else ``refunded``, ``partially_refunded`` or
     ``succeeded`` by how much was refunded.
     """
+    if in_review:
+        return "refunded" if reversed_total >= amount else "needs_review"
     if disputed > 0:
         return "disputed"
     if reversed_total > refunded:
@@ -473,6 +494,67 @@ class LedgerService:
         )
 
     @staticmethod
+    def _share_account(m: Any) -> str:
+        """Where a payment's free mentor share sits: withdrawn (destination charge), pending
+        (unreleased) or available (released)."""
+        if m["destination"] is not None:
+            return WITHDRAWN
+        return PENDING if m["released_at"] is None else AVAILABLE
+
+    @staticmethod
+    def _platform_account(m: Any) -> str:
+        """The platform's side of a payment: its commission, or suspense while under review."""
+        return SUSPENSE if m["review_reason"] is not None else COMMISSION
+
+    def _take_back(self, conn: Connection, row: Row[Any], amount: int) -> tuple[list[Leg], int]:
+        """Legs taking ``amount`` of one payment's mentor share back (refund, lost dispute).
+
+        The free share goes first; what it cannot cover comes out of that payment's open dispute
+        holds (a refund during an inquiry consumes the money the inquiry froze), shrinking them
+        in dispute-id order; anything beyond (inconsistent data only) overdraws available.
+        Returns the legs and how much came out of holds (the caller lowers ``payout_held``).
+        """
+        m = row._mapping
+        mentor = m["mentor_id"]
+        if amount <= 0:
+            return [], 0
+        free = max(0, m["mentor_payout"] - m["payout_reversed"] - m["payout_held"])
+        from_free = min(free, amount)
+        from_held = min(amount - from_free, m["payout_held"])
+        overflow = amount - from_free - from_held
+        legs: list[Leg] = []
+        if from_free:
+            legs.append((self._share_account(m), mentor, -from_free))
+        if from_held:
+            legs.append((HELD, mentor, -from_held))
+            self._shrink_holds(conn, m["payment_intent_id"], from_held)
+        if overflow:
+            legs.append((AVAILABLE, mentor, -overflow))
+        return legs, from_held
+
+    def _shrink_holds(self, conn: Connection, payment_intent_id: str, amount: int) -> None:
+        rows = conn.execute(
+            select(_disputes.c.id, _disputes.c.held)
+            .where(
+                _disputes.c.payment_intent_id == payment_intent_id,
+                _disputes.c.status == "open",
+                _disputes.c.held > 0,
+            )
+            .order_by(_disputes.c.id)
+        ).all()
+        now = self._clock()
+        for dispute_id, held in rows:
+            if amount <= 0:
+                break
+            take = min(held, amount)
+            amount -= take
+            conn.execute(
+                update(_disputes)
+                .where(_disputes.c.id == dispute_id)
+                .values(held=held - take, updated_at=now)
+            )
+
+    @staticmethod
     def _free_legs(row: Row[Any], amount: int, sign: int) -> list[Leg]:
         """Legs taking (sign=-1) or returning (sign=+1) the mentor's share of one payment.
 
@@ -523,9 +605,15 @@ class LedgerService:
         release_due_at: datetime | None = None,
         destination: str | None = None,
         platform_fee: Money | None = None,
+        review_reason: str | None = None,
         conn: Connection | None = None,
     ) -> PaymentOutcome:
         """Record a succeeded payment and credit the mentor's pending balance, exactly once.
+
+        ``review_reason``: the payment disagreed with its booking. Its money goes to the
+        platform's suspense account and no mentor is credited (stored as a split with the whole
+        gross on the platform's side, so refunds and disputes of it reverse suspense) until
+        :meth:`credit_review` or a refund settles it.
 
         A second call for the same payment intent writes nothing and returns ``created=False``.
         ``release_due_at`` schedules the automatic release (``release_due``) after a hold.
@@ -541,7 +629,10 @@ class LedgerService:
                 "a payment must be positive", amount=gross.amount, currency=gross.currency
             )
         split = policy.split(gross)
-        if platform_fee is not None and platform_fee != split.platform_fee:
+        if review_reason is not None:
+            split = Split(gross, gross, Money.zero(gross.currency), 10_000, split.rounding)
+            destination = None
+        elif platform_fee is not None and platform_fee != split.platform_fee:
             # What Stripe kept wins: the policy may have changed since checkout.
             split = Split(gross, platform_fee, gross - platform_fee, split.rate_bps, split.rounding)
 
@@ -556,7 +647,7 @@ class LedgerService:
                 "mentor_id": mentor_id,
                 "mentee_id": mentee_id,
                 "currency": gross.currency,
-                "status": "succeeded",
+                "status": "succeeded" if review_reason is None else "needs_review",
                 "amount": gross.amount,
                 "platform_fee": split.platform_fee.amount,
                 "mentor_payout": split.mentor_payout.amount,
@@ -568,7 +659,8 @@ class LedgerService:
                 "amount_refunded": 0,
                 "payout_held": 0,
                 "amount_disputed": 0,
-                "release_due_at": None if destination else release_due_at,
+                "review_reason": review_reason,
+                "release_due_at": None if destination or review_reason else release_due_at,
                 "released_at": now if destination else None,
                 "created_at": now,
                 "updated_at": now,
@@ -583,7 +675,7 @@ class LedgerService:
             key = f"payment:{payment_intent_id}"
             cur, fee, payout = gross.currency, split.platform_fee.amount, split.mentor_payout.amount
             new_id: int | None
-            if sql.record_payment_cte is not None and destination is None:
+            if sql.record_payment_cte is not None and destination is None and not review_reason:
                 found = driver_execute(
                     c,
                     sql.record_payment_cte,
@@ -608,7 +700,7 @@ class LedgerService:
                         payment_intent_id=payment_intent_id,
                         legs=[
                             (CLEARING, None, -gross.amount),
-                            (COMMISSION, None, fee),
+                            (COMMISSION if review_reason is None else SUSPENSE, None, fee),
                             (WITHDRAWN if destination else PENDING, mentor_id, payout),
                         ],
                     )
@@ -624,7 +716,7 @@ class LedgerService:
                 booking_id=booking_id,
                 mentor_id=mentor_id,
                 mentee_id=mentee_id,
-                status="succeeded",
+                status=str(values["status"]),
                 gross=gross,
                 platform_fee=split.platform_fee,
                 mentor_payout=split.mentor_payout,
@@ -632,6 +724,7 @@ class LedgerService:
                 rate_bps=split.rate_bps,
                 created_at=now,
                 released_at=now if destination else None,
+                review_reason=review_reason,
             )
             return PaymentOutcome(record, True, split)
 
@@ -725,6 +818,141 @@ class LedgerService:
                     released.append(posting)
             last_id = rows[-1].id
 
+    # -- payments parked for review ------------------------------------------------------------
+
+    def credit_review(
+        self,
+        payment_intent_id: str,
+        *,
+        booking_id: str,
+        mentor_id: str,
+        mentee_id: str,
+        policy: CommissionPolicy,
+        release_due_at: datetime | None = None,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """An operator accepts a reviewed payment for a booking: suspense -> fee + mentor share.
+
+        What was actually paid is split under ``policy`` (minus anything already refunded, by
+        the same cumulative targets a refund uses). Refused while a dispute is open.
+        """
+
+        def do(c: Connection) -> Posting:
+            row = self._payment_row(c, payment_intent_id)
+            m = row._mapping
+            key = f"review:{payment_intent_id}:credit"
+            if m["review_reason"] is None:
+                return Posting(key, created=False)
+            if m["amount_disputed"] > 0:
+                raise ConflictError(
+                    f"payment {payment_intent_id} has an open dispute; resolve it after the "
+                    "dispute closes",
+                    payment_intent_id=payment_intent_id,
+                )
+            cur = m["currency"]
+            gross = Money(m["amount"], cur)
+            remaining = m["amount"] - m["amount_reversed"]
+            if remaining <= 0:
+                raise ConflictError(
+                    f"payment {payment_intent_id} was refunded in full; nothing to credit",
+                    payment_intent_id=payment_intent_id,
+                )
+            split = policy.split(gross)
+            reversed_part = split_refund(split, Money.zero(cur), Money(m["amount_reversed"], cur))
+            fee = split.platform_fee.amount - reversed_part.platform_fee.amount
+            payout = split.mentor_payout.amount - reversed_part.mentor_payout.amount
+            now = self._clock()
+            c.execute(
+                update(_payments)
+                .where(_payments.c.id == m["id"])
+                .values(
+                    booking_id=booking_id,
+                    mentor_id=mentor_id,
+                    mentee_id=mentee_id,
+                    platform_fee=split.platform_fee.amount,
+                    mentor_payout=split.mentor_payout.amount,
+                    rate_bps=split.rate_bps,
+                    rounding=split.rounding,
+                    fee_reversed=reversed_part.platform_fee.amount,
+                    payout_reversed=reversed_part.mentor_payout.amount,
+                    review_reason=None,
+                    status=payment_status(
+                        amount=m["amount"],
+                        reversed_total=m["amount_reversed"],
+                        refunded=m["amount_refunded"],
+                        disputed=0,
+                    ),
+                    release_due_at=release_due_at,
+                    updated_at=now,
+                )
+            )
+            posting = self.post(
+                c,
+                business_key=key,
+                kind="review_credit",
+                currency=cur,
+                mentor_id=mentor_id,
+                payment_intent_id=payment_intent_id,
+                legs=[
+                    (SUSPENSE, None, -remaining),
+                    (COMMISSION, None, fee),
+                    (PENDING, mentor_id, payout),
+                ],
+            )
+            return Posting(key, posting.created, posting.transaction_id, Money(payout, cur))
+
+        return self._run(conn, do)
+
+    def refund_review(self, payment_intent_id: str, *, conn: Connection | None = None) -> Posting:
+        """Stripe accepted the refund of a whole reviewed payment: suspense -> back to the payer.
+
+        Recorded as Stripe's cumulative ``amount_refunded`` reaching the amount, so the
+        ``charge.refunded`` webhook that follows changes nothing more.
+        """
+
+        def do(c: Connection) -> Posting:
+            row = self._payment_row(c, payment_intent_id)
+            m = row._mapping
+            key = f"refund:{payment_intent_id}:{m['amount']}"
+            if m["review_reason"] is None:
+                raise ConflictError(
+                    f"payment {payment_intent_id} is not under review",
+                    payment_intent_id=payment_intent_id,
+                )
+            return (
+                self.apply_refund_total(
+                    payment_intent_id, Money(m["amount"], m["currency"]), conn=c
+                )
+                if m["amount_refunded"] < m["amount"]
+                else Posting(key, created=False)
+            )
+
+        return self._run(conn, do)
+
+    def review_queue(self, limit: int = 100) -> list[PaymentRecord]:
+        """Payments whose money still sits on the suspense account, oldest first."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(
+                select(_payments)
+                .where(_payments.c.status == "needs_review")
+                .order_by(_payments.c.id)
+                .limit(limit)
+            ).all()
+        return [_record(r) for r in rows]
+
+    def suspense(self, currency: str) -> Money:
+        """Money received that no mentor has been credited with yet, in one currency."""
+        cur = normalize_currency(currency)
+        with read_connection(self._engine) as conn:
+            total = conn.execute(
+                select(func.coalesce(func.sum(_entries.c.amount), 0)).where(
+                    and_(_entries.c.account == SUSPENSE, _entries.c.currency == cur)
+                )
+            ).scalar_one()
+        return Money(int(total), cur)
+
     # -- refunds and disputes ---------------------------------------------------------------
 
     def apply_refund_total(
@@ -772,11 +1000,13 @@ class LedgerService:
             fee, payout = part.platform_fee.amount, part.mentor_payout.amount
             now = self._clock()
             reversed_total = m["amount_reversed"] + applied
+            share_legs, from_held = self._take_back(c, row, payout)
             status = payment_status(
                 amount=m["amount"],
                 reversed_total=reversed_total,
                 refunded=amount_refunded.amount,
                 disputed=m["amount_disputed"],
+                in_review=m["review_reason"] is not None,
             )
             c.execute(
                 update(_payments)
@@ -786,6 +1016,7 @@ class LedgerService:
                     amount_reversed=reversed_total,
                     fee_reversed=m["fee_reversed"] + fee,
                     payout_reversed=m["payout_reversed"] + payout,
+                    payout_held=m["payout_held"] - from_held,
                     status=status,
                     updated_at=now,
                 )
@@ -795,12 +1026,12 @@ class LedgerService:
                 business_key=key,
                 kind="refund",
                 currency=m["currency"],
-                mentor_id=m["mentor_id"],
+                mentor_id=m["mentor_id"] or None,
                 payment_intent_id=payment_intent_id,
                 legs=[
                     (CLEARING, None, applied),
-                    (COMMISSION, None, -fee),
-                    *self._free_legs(row, payout, -1),
+                    (self._platform_account(m), None, -fee),
+                    *share_legs,
                 ],
             )
             return Posting(key, posting.created, posting.transaction_id, part.gross)
@@ -815,44 +1046,77 @@ class LedgerService:
         *,
         conn: Connection | None = None,
     ) -> Posting:
-        """Freeze the mentor's share of a disputed amount (pending/available -> held)."""
+        """Freeze this dispute's share of the mentor's money (free share -> held), once.
+
+        Each dispute id holds its own share: the payout target of the disputed amount on top of
+        what is already reversed or held by other disputes, never more than is still free.
+        """
 
         def do(c: Connection) -> Posting:
             row = self._payment_row(c, payment_intent_id)
             m = row._mapping
             key = f"dispute:{dispute_id}:opened"
             if amount.currency != m["currency"]:
-                raise CurrencyMismatchError("dispute currency differs from the payment's")
-            disputed = min(amount.amount, m["amount"] - m["amount_reversed"])
-            if disputed <= 0 or m["amount_disputed"] > 0:
+                raise CurrencyMismatchError(
+                    "dispute currency differs from the payment's",
+                    payment_currency=m["currency"],
+                    dispute_currency=amount.currency,
+                )
+            if c.execute(select(_disputes.c.id).where(_disputes.c.id == dispute_id)).first():
                 return Posting(key, created=False)
-            hold = split_refund(
-                self._original_split(m),
-                Money(m["amount_reversed"], m["currency"]),
-                Money(disputed, m["currency"]),
-            ).mentor_payout.amount
-            legs = [*self._free_legs(row, hold, -1), (HELD, m["mentor_id"], hold)]
+            covered = m["amount_reversed"] + m["amount_disputed"]
+            disputed = max(0, min(amount.amount, m["amount"] - covered))
+            original = self._original_split(m)
+            cur = m["currency"]
+            hold = 0
+            if disputed > 0:
+                target = split_refund(original, Money(covered, cur), Money(disputed, cur))
+                free = max(0, m["mentor_payout"] - m["payout_reversed"] - m["payout_held"])
+                hold = min(target.mentor_payout.amount, free)
+            now = self._clock()
+            c.execute(
+                _disputes.insert().values(
+                    id=dispute_id,
+                    payment_intent_id=payment_intent_id,
+                    currency=cur,
+                    amount=disputed,
+                    held=hold,
+                    status="open",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            mentor = m["mentor_id"]
+            legs: list[Leg] = []
+            if hold:
+                legs = [(self._share_account(m), mentor, -hold), (HELD, mentor, hold)]
             posting = self.post(
                 c,
                 business_key=key,
                 kind="dispute_opened",
-                currency=m["currency"],
-                mentor_id=m["mentor_id"],
+                currency=cur,
+                mentor_id=mentor or None,
                 payment_intent_id=payment_intent_id,
                 legs=legs,
             )
-            if posting.created:
-                c.execute(
-                    update(_payments)
-                    .where(_payments.c.id == m["id"])
-                    .values(
-                        payout_held=hold,
-                        amount_disputed=disputed,
-                        status="disputed",
-                        updated_at=self._clock(),
-                    )
+            disputed_total = m["amount_disputed"] + disputed
+            c.execute(
+                update(_payments)
+                .where(_payments.c.id == m["id"])
+                .values(
+                    payout_held=m["payout_held"] + hold,
+                    amount_disputed=disputed_total,
+                    status=payment_status(
+                        amount=m["amount"],
+                        reversed_total=m["amount_reversed"],
+                        refunded=m["amount_refunded"],
+                        disputed=disputed_total,
+                        in_review=m["review_reason"] is not None,
+                    ),
+                    updated_at=now,
                 )
-            return Posting(key, posting.created, posting.transaction_id, Money(hold, m["currency"]))
+            )
+            return Posting(key, posting.created, posting.transaction_id, Money(hold, cur))
 
         return self._run(conn, do)
 
@@ -864,63 +1128,79 @@ class LedgerService:
         won: bool,
         conn: Connection | None = None,
     ) -> Posting:
-        """Won: the held share goes back. Lost: the disputed amount is reversed like a refund."""
+        """Settle one dispute: won gives its hold back; lost reverses its amount like a refund.
+
+        Only this dispute's own hold and amount move; other open disputes keep theirs.
+        """
 
         def do(c: Connection) -> Posting:
             row = self._payment_row(c, payment_intent_id)
             m = row._mapping
             key = f"dispute:{dispute_id}:{'won' if won else 'lost'}"
-            held, disputed = m["payout_held"], m["amount_disputed"]
-            mentor, cur = m["mentor_id"], m["currency"]
-            if disputed == 0:
+            dispute = c.execute(
+                select(_disputes).where(_disputes.c.id == dispute_id).with_for_update()
+            ).first()
+            if dispute is None or dispute.status != "open":
                 return Posting(key, created=False)
-            values: dict[str, Any] = {"payout_held": 0, "amount_disputed": 0}
+            held, disputed = dispute.held, dispute.amount
+            mentor, cur = m["mentor_id"], m["currency"]
+            disputed_left = m["amount_disputed"] - disputed
+            values: dict[str, Any] = {
+                "payout_held": m["payout_held"] - held,
+                "amount_disputed": disputed_left,
+            }
             if won:
                 legs: list[Leg] = [(HELD, mentor, -held), *self._free_legs(row, held, +1)]
-                values["status"] = payment_status(
-                    amount=m["amount"],
-                    reversed_total=m["amount_reversed"],
-                    refunded=m["amount_refunded"],
-                    disputed=0,
-                )
+                reversed_total = m["amount_reversed"]
             else:
-                applied = min(disputed, m["amount"] - m["amount_reversed"])
+                applied = max(0, min(disputed, m["amount"] - m["amount_reversed"]))
                 part = split_refund(
                     self._original_split(m),
                     Money(m["amount_reversed"], cur),
                     Money(applied, cur),
                 )
                 fee, payout = part.platform_fee.amount, part.mentor_payout.amount
-                # The hold was computed when the dispute opened; a refund in between may shift
-                # the exact cumulative target by a unit, settled against the payment's share.
+                legs = [(HELD, mentor, -held)] if held else []
+                # The hold was fixed when the dispute opened; refunds since (or rounding of the
+                # cumulative targets) can leave it above or below this dispute's exact payout
+                # share, and the difference is settled against the payment's free share.
                 diff = held - payout
-                legs = [(HELD, mentor, -held)]
-                if diff:
-                    legs += self._free_legs(row, abs(diff), 1 if diff > 0 else -1)
-                legs += [(CLEARING, None, applied), (COMMISSION, None, -fee)]
+                if diff > 0:
+                    legs += self._free_legs(row, diff, +1)
+                elif diff < 0:
+                    # Free share first; never out of another dispute's hold.
+                    legs.append((self._share_account(m), mentor, diff))
+                legs += [(CLEARING, None, applied), (self._platform_account(m), None, -fee)]
+                reversed_total = m["amount_reversed"] + applied
                 values.update(
-                    amount_reversed=m["amount_reversed"] + applied,
+                    amount_reversed=reversed_total,
                     fee_reversed=m["fee_reversed"] + fee,
                     payout_reversed=m["payout_reversed"] + payout,
-                    status=payment_status(
-                        amount=m["amount"],
-                        reversed_total=m["amount_reversed"] + applied,
-                        refunded=m["amount_refunded"],
-                        disputed=0,
-                    ),
                 )
+            values["status"] = payment_status(
+                amount=m["amount"],
+                reversed_total=reversed_total,
+                refunded=m["amount_refunded"],
+                disputed=disputed_left,
+                in_review=m["review_reason"] is not None,
+            )
             posting = self.post(
                 c,
                 business_key=key,
                 kind="dispute_won" if won else "dispute_lost",
                 currency=cur,
-                mentor_id=mentor,
+                mentor_id=mentor or None,
                 payment_intent_id=payment_intent_id,
                 legs=legs,
             )
-            if posting.created:
-                values["updated_at"] = self._clock()
-                c.execute(update(_payments).where(_payments.c.id == m["id"]).values(**values))
+            now = self._clock()
+            values["updated_at"] = now
+            c.execute(update(_payments).where(_payments.c.id == m["id"]).values(**values))
+            c.execute(
+                update(_disputes)
+                .where(_disputes.c.id == dispute_id)
+                .values(status="won" if won else "lost", updated_at=now)
+            )
             return Posting(key, posting.created, posting.transaction_id, Money(held, cur))
 
         return self._run(conn, do)
@@ -1134,7 +1414,11 @@ class LedgerService:
             for key, cols in sums.items():
                 if key not in seen and any(cols.values()):
                     problems.append(f"mentor {key[0]} {key[1]} has entries but no balance row")
-            for account, column in ((COMMISSION, "fee"), (CLEARING, "clearing")):
+            for account, column in (
+                (COMMISSION, "fee"),
+                (SUSPENSE, "suspense"),
+                (CLEARING, "clearing"),
+            ):
                 self._check_against_payments(conn, account, column, problems)
             transactions = conn.execute(select(func.count()).select_from(_transactions)).scalar()
         return VerifyReport(not problems, problems, int(transactions or 0), len(rows))
@@ -1152,13 +1436,18 @@ class LedgerService:
             ).all()
         )
         expr: Any
-        if kind == "fee":
-            expr = func.sum(_payments.c.platform_fee - _payments.c.fee_reversed)
-        else:
+        query: Any
+        if kind == "clearing":
             expr = -func.sum(_payments.c.amount - _payments.c.amount_reversed)
-        expected: dict[str, Any] = dict(
-            conn.execute(select(_payments.c.currency, expr).group_by(_payments.c.currency)).all()
-        )
+            query = select(_payments.c.currency, expr)
+        else:
+            # A reviewed payment's whole gross is stored as its "fee": it sits on suspense.
+            expr = func.sum(_payments.c.platform_fee - _payments.c.fee_reversed)
+            in_review = _payments.c.review_reason.is_not(None)
+            query = select(_payments.c.currency, expr).where(
+                in_review if kind == "suspense" else _payments.c.review_reason.is_(None)
+            )
+        expected: dict[str, Any] = dict(conn.execute(query.group_by(_payments.c.currency)).all())
         for cur in set(journal) | set(expected):
             got, want = int(journal.get(cur) or 0), int(expected.get(cur) or 0)
             if got != want:

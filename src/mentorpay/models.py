@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "Base",
     "CheckoutSession",
+    "Dispute",
     "LedgerEntry",
     "LedgerTransaction",
     "MentorBalance",
@@ -41,6 +42,7 @@ __all__ = [
     "WebhookEvent",
     "balances_table",
     "checkout_sessions_table",
+    "disputes_table",
     "entries_table",
     "metadata",
     "payments_table",
@@ -119,6 +121,9 @@ class Payment(Base):
     # Mentor share currently frozen by an open dispute, and the gross amount disputed.
     payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Why the payment was parked on the platform's suspense account instead of crediting a
+    # mentor (it disagreed with the booking); NULL once credited, or for a normal payment.
+    review_reason: Mapped[str | None] = mapped_column(Text)
     release_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -240,6 +245,27 @@ class LedgerEntry(Base):
     )
 
 
+class Dispute(Base):
+    """One dispute (or inquiry) of a payment, holding its own share of the mentor's money.
+
+    A charge can see several disputes over its life; each holds and settles only its own
+    amount, so closing one never releases or reverses another's hold.
+    """
+
+    __tablename__ = "mentorpay_disputes"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    payment_intent_id: Mapped[str] = mapped_column(Id, index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: The gross amount this dispute covers (clamped to what was still unreversed).
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: The mentor's share currently frozen for it (a refund meanwhile may shrink it).
+    held: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CheckoutSession(Base):
     """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated.
 
@@ -274,3 +300,4 @@ webhook_events_table = cast(Table, WebhookEvent.__table__)
 transactions_table = cast(Table, LedgerTransaction.__table__)
 entries_table = cast(Table, LedgerEntry.__table__)
 checkout_sessions_table = cast(Table, CheckoutSession.__table__)
+disputes_table = cast(Table, Dispute.__table__)

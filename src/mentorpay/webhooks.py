@@ -89,11 +89,12 @@ from pydantic import (
     StrictInt,
     ValidationError,
 )
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, Row, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
+from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import driver_execute, is_retryable, placeholder, run_in_transaction
 from mentorpay.errors import (
@@ -101,6 +102,7 @@ from mentorpay.errors import (
     DatabaseBusyError,
     InvalidAmountError,
     InvalidRequestError,
+    MentorpayError,
     NotFoundError,
     PayloadTooLargeError,
     PaymentNotFoundError,
@@ -122,6 +124,7 @@ from mentorpay.models import checkout_sessions_table as _checkouts
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import webhook_events_table as _inbox
 from mentorpay.money import Money
+from mentorpay.payment_truth import Claim, Expected, disagreements
 
 __all__ = [
     "HANDLED_EVENT_TYPES",
@@ -135,9 +138,24 @@ __all__ = [
 logger = logging.getLogger("mentorpay.webhooks")
 
 WebhookStatus = Literal[
-    "success", "already_processed", "payment_already_processed", "ignored", "deferred"
+    "success",
+    "already_processed",
+    "payment_already_processed",
+    "ignored",
+    "deferred",
+    "needs_review",
+    "rejected",
 ]
-InboxStatus = Literal["processed", "ignored", "deferred", "failed"]
+InboxStatus = Literal["processed", "ignored", "deferred", "failed", "rejected"]
+INBOX_STATUSES: Final[tuple[InboxStatus, ...]] = (
+    "processed",
+    "ignored",
+    "deferred",
+    "failed",
+    "rejected",
+)
+#: Event types that move no money, so they are accepted from connected accounts too.
+_NO_MONEY_TYPES: Final = frozenset({"account.updated"})
 
 #: Event types with a built-in handler; every other type is recorded and answered ``ignored``.
 HANDLED_EVENT_TYPES: Final[tuple[str, ...]] = (
@@ -157,10 +175,13 @@ _INBOX_STATUS: Final[dict[HandlerStatus, InboxStatus]] = {
     "payment_already_processed": "processed",
     "ignored": "ignored",
     "deferred": "deferred",
+    "needs_review": "processed",
 }
 #: Statuses a new delivery (or a replay) may claim again; processed and ignored are final.
-_RECLAIMABLE: Final = ("failed", "deferred")
+_RECLAIMABLE: Final = ("failed", "deferred", "rejected")
 _FINAL: Final = frozenset({"processed", "ignored"})
+#: Payment statuses that leave a booking unpaid (a second payment of it is not a duplicate).
+_UNPAID_PAYMENT_STATUSES: Final = ("refunded", "needs_review")
 _ID_MAX = 255  # the width of every id column (Stripe ids are at most 255 characters)
 _TYPE_MAX = 128
 _ERROR_MAX = 2000
@@ -180,8 +201,11 @@ class WebhookResult:
 
     ``success``: applied. ``already_processed``: this event id was handled before.
     ``payment_already_processed``: a sibling event already recorded this payment. ``ignored``:
-    nothing for mentorpay to do (type not handled, or not a mentorpay payment). ``deferred``:
-    arrived before the payment it refers to; applied automatically when that is recorded.
+    nothing for mentorpay to do (type not handled, not a mentorpay payment, another Stripe mode
+    or a connected account's event). ``deferred``: arrived before the payment it refers to;
+    applied automatically when that is recorded. ``needs_review``: the payment disagreed with
+    its booking; its money sits on the suspense account until an operator resolves it.
+    ``rejected``: the event can never apply as it is (recorded with its reason; replayable).
     """
 
     status: WebhookStatus
@@ -279,11 +303,19 @@ class _TransferData(BaseModel):
     destination: StripeRef = None
 
 
+class _ChargeList(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    data: list[_StripeObject] = Field(default_factory=list, max_length=100)
+
+
 class _PaymentIntentObject(_StripeObject):
     amount: Amount
     amount_received: Amount | None = None
     currency: str
     latest_charge: StripeRef = None
+    #: API versions before 2022-11-15 list the charges instead of naming the latest one.
+    charges: _ChargeList | None = None
     last_payment_error: dict[str, Any] | None = None
     transfer_data: _TransferData | None = None
     application_fee_amount: Amount | None = None
@@ -395,6 +427,19 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _verifies(payload: str, header: str, secret: str, tolerance: int | None) -> bool:
+    """Whether ``header`` signs ``payload`` with ``secret``; any malformed header is False.
+
+    The SDK raises TypeError from ``hmac.compare_digest`` on non-ASCII signatures and may raise
+    ValueError on odd timestamps: to an unauthenticated caller these are all just "not signed".
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=tolerance)
+    except (stripe.SignatureVerificationError, TypeError, ValueError, UnicodeError):
+        return False
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
@@ -415,6 +460,7 @@ class WebhookProcessor:
         engine: Engine,
         ledger: LedgerService,
         *,
+        bookings: BookingSource | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not config.webhook_secrets:  # the config refuses this too; never accept unsigned
@@ -422,6 +468,9 @@ class WebhookProcessor:
         self._config = config
         self._engine = engine
         self._ledger = ledger
+        #: The host's bookings: the truth for payments mentorpay did not create a session for.
+        #: Without one, such payments are parked for review (metadata alone is never trusted).
+        self._bookings = bookings
         self._clock = clock
         self._dialect = engine.dialect.name
         self._retries = config.db_retries
@@ -540,9 +589,9 @@ class WebhookProcessor:
         """Stored events, newest first, optionally only those with one status."""
         if not 1 <= limit <= 10_000:
             raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
-        if status is not None and status not in ("processed", "ignored", "deferred", "failed"):
+        if status is not None and status not in INBOX_STATUSES:
             raise InvalidRequestError(
-                "status must be processed, ignored, deferred or failed", status=status
+                f"status must be one of {', '.join(INBOX_STATUSES)}", status=status
             )
         query = select(
             _inbox.c.id,
@@ -592,16 +641,11 @@ class WebhookProcessor:
     def _verify(self, payload: str, header: str | None) -> None:
         if header is None or not header.strip():
             self._reject("missing_header", "no Stripe-Signature header", None)
+        assert header is not None
         tolerance = self._config.webhook_tolerance
         for secret in self._config.webhook_secrets:
-            try:
-                stripe.WebhookSignature.verify_header(
-                    payload, header, secret.get_secret_value(), tolerance=tolerance
-                )
+            if _verifies(payload, header, secret.get_secret_value(), tolerance):
                 return
-            except stripe.SignatureVerificationError:
-                continue
-        assert header is not None
         self._diagnose(payload, header)
 
     def _diagnose(self, payload: str, header: str) -> NoReturn:
@@ -625,11 +669,7 @@ class WebhookProcessor:
             # with a known secret verifies without the tolerance. That tells clock skew (or a
             # replayed request) apart from a wrong secret.
             for secret in self._config.webhook_secrets:
-                try:
-                    stripe.WebhookSignature.verify_header(
-                        payload, header, secret.get_secret_value(), tolerance=None
-                    )
-                except stripe.SignatureVerificationError:
+                if not _verifies(payload, header, secret.get_secret_value(), None):
                     continue
                 self._reject(
                     "timestamp_outside_tolerance",
@@ -686,9 +726,13 @@ class WebhookProcessor:
             outcome = run_in_transaction(
                 self._engine, lambda conn: self._apply(conn, env, text), retries=self._retries
             )
-        except (WebhookPayloadError, DatabaseBusyError) as exc:
+        except DatabaseBusyError as exc:
             self._record_failure(env, text, exc)
             raise
+        except MentorpayError as exc:
+            # A typed error from a handler is about the event itself (another currency than
+            # its payment, a field it cannot use): retrying it for three days changes nothing.
+            return self._reject_event(env, text, exc)
         except Exception as exc:
             self._record_failure(env, text, exc)
             raise WebhookProcessingError(
@@ -748,9 +792,16 @@ class WebhookProcessor:
             if row_id is None:
                 return _Outcome("already_processed", [])
         handler = self._handlers.get(env.type)
-        result = handler(conn, env) if handler is not None else HandlerResult("ignored")
+        refusal = self._origin_refusal(env) if handler is not None else None
+        if handler is None:
+            result = HandlerResult("ignored")
+        elif refusal is not None:
+            logger.warning("webhook %s (%s) ignored: %s", env.id, env.type, refusal)
+            result = HandlerResult("ignored", reason=refusal)
+        else:
+            result = handler(conn, env)
         status = _INBOX_STATUS[result.status]
-        if status != "processed":
+        if status != "processed" or result.reason is not None:
             # The claim wrote "processed" optimistically; only other outcomes cost a statement.
             conn.execute(
                 self._finish,
@@ -759,14 +810,52 @@ class WebhookProcessor:
                     "b_status": status,
                     "b_waiting_for": result.waiting_for,
                     "b_processed_at": None if status == "deferred" else now,
+                    "b_last_error": result.reason,
                 },
             )
         return _Outcome(result.status, list(result.effects), result.waiting_for)
 
-    def _record_failure(self, env: EventEnvelope, text: str, exc: BaseException) -> None:
+    def _origin_refusal(self, env: EventEnvelope) -> str | None:
+        """Why an event may not move money here: another Stripe mode, or a connected account.
+
+        Money moves only on the platform account's own events in the configured mode: a test
+        card must never credit live money, and a connected account (a mentor's Standard account
+        sending to a Connect endpoint) must never vouch for the platform's payments.
+        """
+        if env.type in _NO_MONEY_TYPES:
+            return None
+        if env.livemode != self._config.livemode:
+            mode = "live" if self._config.livemode else "test"
+            return f"livemode={str(env.livemode).lower()} event reached a {mode}-mode configuration"
+        if env.account is not None:
+            return f"event from connected account {env.account}, not the platform account"
+        return None
+
+    def _reject_event(self, env: EventEnvelope, text: str, exc: MentorpayError) -> WebhookResult:
+        """Record an event that can never apply as ``rejected`` (200: Stripe stops retrying).
+
+        Its effects were rolled back; it stays replayable (``events replay --id``) after a fix,
+        and an ``event_rejected`` effect tells the host.
+        """
+        self._record_failure(env, text, exc, status="rejected")
+        effect = Effect(
+            "event_rejected",
+            {
+                "event_id": env.id,
+                "event_type": env.type,
+                "error": type(exc).__name__,
+                "reason": exc.message,
+            },
+        )
+        self._run_callbacks([effect])
+        return WebhookResult("rejected", env.id, env.type, effects=(effect,))
+
+    def _record_failure(
+        self, env: EventEnvelope, text: str, exc: BaseException, *, status: str = "failed"
+    ) -> None:
         """Store the failure in its own transaction; the event's transaction was rolled back."""
         error = _describe(exc)
-        if isinstance(exc, WebhookPayloadError | DatabaseBusyError):
+        if isinstance(exc, MentorpayError):
             # Expected kinds of failure: the message says it all, a traceback adds noise.
             logger.warning("webhook %s (%s) failed: %s", env.id, env.type, error)
         else:
@@ -780,6 +869,7 @@ class WebhookProcessor:
                     "b_type": env.type,
                     "b_payload": text,
                     "b_error": error,
+                    "b_status": status,
                     "b_now": self._clock(),
                 },
             )
@@ -849,7 +939,11 @@ class WebhookProcessor:
                     if is_retryable(exc):
                         raise
                     logger.error("deferred webhook %s failed: %s", env.id, _describe(exc))
-                    values = {"status": "failed", "last_error": _describe(exc)}
+                    permanent = isinstance(exc, MentorpayError)
+                    values = {
+                        "status": "rejected" if permanent else "failed",
+                        "last_error": _describe(exc),
+                    }
                 else:
                     status = _INBOX_STATUS[result.status]
                     values = {
@@ -898,13 +992,85 @@ class WebhookProcessor:
     # -- handlers: payments ---------------------------------------------------------------------
 
     def _mark_checkout(
-        self, conn: Connection, session_id: str, status: str, now: datetime
+        self,
+        conn: Connection,
+        session_id: str,
+        status: str,
+        now: datetime,
+        *,
+        unless: tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
-        """Set the status of mentorpay's checkout row if there is one; its fields if changed."""
+        """Set the status of mentorpay's checkout row if there is one; its fields if changed.
+
+        ``unless``: statuses that a late, older event must not overwrite (a ``completed``
+        with an unpaid delayed method arriving after the payment settled, say).
+        """
         row = conn.execute(
-            self._checkout_status, {"b_id": session_id, "b_status": status, "b_now": now}
+            self._checkout_status,
+            {"b_id": session_id, "b_status": status, "b_now": now, "b_keep": list(unless)},
         ).first()
         return None if row is None else dict(row._mapping)
+
+    def _checkout_row(
+        self, conn: Connection, session_id: str | None, booking_id: str | None, gross: Money
+    ) -> Row[Any] | None:
+        """mentorpay's own checkout row for this payment: by session id, else by booking.
+
+        A payment intent does not name its Checkout Session, so a ``payment_intent.succeeded``
+        finds the row through the booking: the newest session of that booking that asked for
+        this amount, else its newest session (which then disagrees and goes to review).
+        """
+        if session_id is not None:
+            return conn.execute(select(_checkouts).where(_checkouts.c.id == session_id)).first()
+        if booking_id is None:
+            return None
+        rows = conn.execute(
+            select(_checkouts)
+            .where(
+                _checkouts.c.booking_id == booking_id,
+                _checkouts.c.status.not_in(("creating", "abandoned")),
+            )
+            .order_by(_checkouts.c.created_at.desc())
+        ).all()
+        for row in rows:
+            if (row.amount, row.currency) == (gross.amount, gross.currency):
+                return row
+        return rows[0] if rows else None
+
+    def _expected(
+        self, row: Row[Any] | None, claimed: _Booking | None
+    ) -> tuple[Expected | None, BookingInfo | None]:
+        """What mentorpay asked for (its checkout row, else the host's booking) and the booking."""
+        booking_id = row.booking_id if row is not None else claimed.booking_id if claimed else None
+        if booking_id is None:
+            return None, None
+        booking = self._bookings.get_booking(booking_id) if self._bookings is not None else None
+        if row is not None:
+            price = Money(row.amount, row.currency)
+            return Expected(booking_id, row.mentor_id, row.mentee_id, price, "checkout"), booking
+        assert claimed is not None
+        if booking is None:
+            return (
+                Expected(booking_id, claimed.mentor_id, claimed.mentee_id, None, "booking"),
+                None,
+            )
+        return (
+            Expected(booking_id, booking.mentor_id, booking.mentee_id, booking.price, "booking"),
+            booking,
+        )
+
+    def _paid_by(self, conn: Connection, booking_id: str, pi: str) -> str | None:
+        """Another payment intent that already paid this booking (refunded ones do not count)."""
+        found: str | None = conn.execute(
+            select(_payments.c.payment_intent_id)
+            .where(
+                _payments.c.booking_id == booking_id,
+                _payments.c.payment_intent_id != pi,
+                _payments.c.status.not_in(_UNPAID_PAYMENT_STATUSES),
+            )
+            .limit(1)
+        ).scalar()
+        return found
 
     def _record_payment(
         self,
@@ -920,78 +1086,123 @@ class WebhookProcessor:
         destination: str | None = None,
         platform_fee: int | None = None,
     ) -> HandlerResult:
-        booking = _booking(metadata, env)
+        claimed = _booking(metadata, env)
         if pi is None:
             # Subscription and setup sessions have no payment intent; not a booking payment.
             logger.info("%s %s has no payment intent; ignored", env.type, env.id)
             return HandlerResult("ignored")
         now = self._clock()
-        if booking is None:
-            logger.info("payment %s has no mentorpay booking metadata; ignored", pi)
-            self._serialize_on(conn, pi)
-            self._settle_orphans(conn, pi, now)
-            # Stored on the ignored row, so later refunds and disputes of it are ignored too
-            # instead of waiting forever for a payment mentorpay will never record.
-            return HandlerResult("ignored", waiting_for=pi)
         if amount is None:
+            if claimed is None:
+                return self._orphan(conn, pi, now)
             raise WebhookPayloadError(
                 f"{env.type} event {env.id}: the amount is missing",
                 event_id=env.id,
                 event_type=env.type,
             )
         gross = _money(amount, currency, env)
+        row = self._checkout_row(conn, session_id, claimed.booking_id if claimed else None, gross)
+        if row is None and claimed is None:
+            return self._orphan(conn, pi, now)
         if not gross.is_positive():
             logger.warning("payment %s of %s recorded nothing; ignored", pi, gross)
-            return HandlerResult("ignored")
+            return HandlerResult("ignored", reason="a payment of zero moves no money")
+        expected, booking = self._expected(row, claimed)
+        assert expected is not None
+        reasons = disagreements(
+            expected,
+            Claim(
+                gross,
+                claimed.mentor_id if claimed else None,
+                claimed.mentee_id if claimed else None,
+            ),
+            booking,
+            paid_by=self._paid_by(conn, expected.booking_id, pi),
+        )
+        if destination is None and self._config.connect_destination_charges:
+            # Checkout asked Stripe to send the mentor's share to the booking's account.
+            destination = booking.mentor_stripe_account if booking is not None else None
+        if destination is not None:
+            if booking is None or destination != booking.mentor_stripe_account:
+                reasons.append(
+                    f"destination_mismatch: Stripe sent the mentor's share to {destination}, "
+                    "not the booking mentor's connected account"
+                )
+            if platform_fee is None and row is not None:
+                platform_fee = row.platform_fee
+        review = "; ".join(reasons) if reasons else None
         outcome = self._ledger.record_payment(
             payment_intent_id=pi,
-            booking_id=booking.booking_id,
-            mentor_id=booking.mentor_id,
-            mentee_id=booking.mentee_id,
+            booking_id=expected.booking_id,
+            mentor_id=expected.mentor_id if review is None or booking is not None else "",
+            mentee_id=expected.mentee_id,
             gross=gross,
-            policy=self._config.policy_for(booking.mentor_id),
-            checkout_session_id=session_id,
+            policy=self._config.policy_for(expected.mentor_id),
+            checkout_session_id=row.id if row is not None else session_id,
             charge_id=charge_id,
             release_due_at=now + self._config.hold_period,
-            destination=destination or booking.destination,
-            platform_fee=_fee(
-                platform_fee if platform_fee is not None else booking.platform_fee, gross, env
-            ),
+            destination=destination,
+            platform_fee=None if review else _fee(platform_fee, gross, env),
+            review_reason=review,
             conn=conn,
         )
         if not outcome.created:
             return HandlerResult("payment_already_processed")
-        split = outcome.split
-        effects = [
-            Effect(
-                "payment_succeeded",
-                {
-                    "event_id": env.id,
-                    "payment_intent_id": pi,
-                    "checkout_session_id": session_id,
-                    "booking_id": booking.booking_id,
-                    "mentor_id": booking.mentor_id,
-                    "mentee_id": booking.mentee_id,
-                    "currency": gross.currency,
-                    "amount": gross.amount,
-                    "platform_fee": split.platform_fee.amount,
-                    "mentor_payout": split.mentor_payout.amount,
-                    "rate_bps": split.rate_bps,
-                },
+        data: dict[str, Any] = {
+            "event_id": env.id,
+            "payment_intent_id": pi,
+            "checkout_session_id": session_id,
+            "booking_id": expected.booking_id,
+            "mentor_id": outcome.payment.mentor_id,
+            "mentee_id": expected.mentee_id,
+            "currency": gross.currency,
+            "amount": gross.amount,
+        }
+        if review is not None:
+            logger.warning("payment %s parked for review: %s", pi, review)
+            effects = [Effect("payment_needs_review", {**data, "reason": review})]
+        else:
+            split = outcome.split
+            data.update(
+                platform_fee=split.platform_fee.amount,
+                mentor_payout=split.mentor_payout.amount,
+                rate_bps=split.rate_bps,
             )
-        ]
+            effects = [Effect("payment_succeeded", data)]
         self._serialize_on(conn, pi)
         effects.extend(self._drain(conn, pi, now))
+        if review is not None:
+            return HandlerResult("needs_review", effects, reason=review)
         return HandlerResult("success", effects)
+
+    def _orphan(self, conn: Connection, pi: str, now: datetime) -> HandlerResult:
+        """A payment mentorpay did not ask for and whose metadata names no booking: ignored."""
+        logger.info("payment %s has no mentorpay booking metadata; ignored", pi)
+        self._serialize_on(conn, pi)
+        self._settle_orphans(conn, pi, now)
+        # Stored on the ignored row, so later refunds and disputes of it are ignored too
+        # instead of waiting forever for a payment mentorpay will never record.
+        return HandlerResult("ignored", waiting_for=pi)
 
     def _on_checkout_completed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Completed Checkout: record the payment when paid; async methods pay later."""
         session = _parse_object(_CheckoutSessionObject, env)
-        self._mark_checkout(conn, session.id, "complete", self._clock())
+        if session.payment_status == "unpaid":
+            # A delayed method (bank debit) settles days later: the booking is neither paid
+            # nor free for a second checkout until async_payment_succeeded or _failed.
+            self._mark_checkout(
+                conn,
+                session.id,
+                "awaiting_payment",
+                self._clock(),
+                unless=("complete", "payment_failed"),
+            )
+        else:
+            self._mark_checkout(conn, session.id, "complete", self._clock())
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         if session.payment_status != "paid":
-            # unpaid: a delayed method (bank debit); async_payment_succeeded records it later.
+            # unpaid: async_payment_succeeded records it later.
             # no_payment_required: nothing was charged, so nothing to credit.
             return HandlerResult("success")
         return self._record_session_payment(conn, env, session)
@@ -1030,14 +1241,17 @@ class WebhookProcessor:
             currency=intent.currency,
             metadata=intent.metadata,
             session_id=None,
-            charge_id=intent.latest_charge,
+            # Stripe lists newest first: the first charge is the one that succeeded.
+            charge_id=intent.latest_charge
+            or (intent.charges.data[0].id if intent.charges and intent.charges.data else None),
             destination=intent.transfer_data.destination if intent.transfer_data else None,
             platform_fee=intent.application_fee_amount,
         )
 
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
-        """A delayed payment method failed: tell the host; the ledger does not change."""
+        """A delayed payment method failed: the booking is free again; tell the host."""
         session = _parse_object(_CheckoutSessionObject, env)
+        self._mark_checkout(conn, session.id, "payment_failed", self._clock(), unless=("complete",))
         booking = _booking(session.metadata, env)
         if booking is None:
             return HandlerResult("ignored")
@@ -1274,7 +1488,7 @@ class WebhookProcessor:
         failed = insert(_inbox).values(
             event_id=bindparam("b_event_id"),
             type=bindparam("b_type"),
-            status="failed",
+            status=bindparam("b_status"),
             waiting_for=None,
             payload=bindparam("b_payload"),
             attempts=1,
@@ -1285,7 +1499,7 @@ class WebhookProcessor:
         self._failure_upsert = failed.on_conflict_do_update(
             index_elements=["event_id"],
             set_={
-                "status": "failed",
+                "status": failed.excluded.status,
                 "attempts": _inbox.c.attempts + 1,
                 "last_error": failed.excluded.last_error,
             },
@@ -1299,12 +1513,15 @@ class WebhookProcessor:
                 status=bindparam("b_status"),
                 waiting_for=bindparam("b_waiting_for"),
                 processed_at=bindparam("b_processed_at"),
+                last_error=bindparam("b_last_error"),
             )
         )
         self._checkout_status = (
             update(_checkouts)
             .where(
-                _checkouts.c.id == bindparam("b_id"), _checkouts.c.status != bindparam("b_status")
+                _checkouts.c.id == bindparam("b_id"),
+                _checkouts.c.status != bindparam("b_status"),
+                _checkouts.c.status.not_in(bindparam("b_keep", expanding=True)),
             )
             .values(status=bindparam("b_status"), updated_at=now)
             .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)

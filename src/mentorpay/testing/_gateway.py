@@ -186,6 +186,32 @@ class FakeGateway:
         with self._lock:
             return [copy.deepcopy(t) for t in self._state.transfers.values()]
 
+    def add_payment_intent(self, intent: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a succeeded PaymentIntent the host created itself (no Checkout Session),
+        with its charge, so refunds of it work; returns the stored intent."""
+        with self._lock:
+            pi = copy.deepcopy(dict(intent))
+            charge_id = pi.get("latest_charge") or self._new_id("ch")
+            pi["latest_charge"] = charge_id
+            amount = int(pi.get("amount_received") or pi["amount"])
+            self._state.payment_intents[pi["id"]] = pi
+            self._state.charges[charge_id] = {
+                "id": charge_id,
+                "object": "charge",
+                "amount": amount,
+                "amount_captured": amount,
+                "amount_refunded": 0,
+                "refunded": False,
+                "currency": pi["currency"],
+                "status": "succeeded",
+                "paid": True,
+                "payment_intent": pi["id"],
+                "metadata": dict(pi.get("metadata") or {}),
+                "created": self._now(),
+                "livemode": self._livemode,
+            }
+            return copy.deepcopy(pi)
+
     def complete_checkout_session(self, session_id: str) -> dict[str, Any]:
         """The customer pays: the session completes and a succeeded PaymentIntent and Charge
         carrying the booking metadata (and the Connect fee and destination) appear.
