@@ -50,8 +50,8 @@ from sqlalchemy import Engine, text
 
 from mentorpay.bookings import BookingInfo
 from mentorpay.config import MentorpayConfig
-from mentorpay.money import Money
 from mentorpay.ledger import LedgerService
+from mentorpay.money import Money
 from mentorpay.testing import (
     booking_metadata,
     encode_event,
@@ -333,9 +333,7 @@ def scenario(
 ) -> dict[str, Any]:
     """Best-of-``rounds`` rates for one database and thread count."""
     config = MentorpayConfig(webhook_secrets=[SECRET])
-    processor = WebhookProcessor(
-        config, engine, LedgerService(engine), bookings=BenchBookings()
-    )
+    processor = WebhookProcessor(config, engine, LedgerService(engine), bookings=BenchBookings())
     best: dict[str, float] = {}
 
     def keep(name: str, value: float) -> None:
