@@ -7,11 +7,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine
 
 from mentorpay.testing import POSTGRES_URL_ENV, postgres_engine, sqlite_engine, truncate_all
 
 POSTGRES_URL = os.environ.get(POSTGRES_URL_ENV)
+
+# Tests that leave the example count to the profile (the payment-lifecycle ordering test) run a
+# modest number in CI; HYPOTHESIS_PROFILE=thorough runs many more locally. Tests that set
+# max_examples themselves are unaffected.
+settings.register_profile("ci", max_examples=100, deadline=None)
+settings.register_profile("thorough", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
