@@ -36,6 +36,7 @@ class Claim:
     """What the event says: the money Stripe took and the ids its metadata names."""
 
     gross: Money
+    booking_id: str | None
     mentor_id: str | None
     mentee_id: str | None
 
@@ -65,12 +66,13 @@ def disagreements(
     elif claim.gross != price:
         reasons.append(f"amount_mismatch: paid {claim.gross}, the booking costs {price}")
     for role, named, truth in (
+        ("booking", claim.booking_id, expected.booking_id),
         ("mentor", claim.mentor_id, expected.mentor_id),
         ("mentee", claim.mentee_id, expected.mentee_id),
     ):
         if named is not None and named != truth:
             reasons.append(
-                f"{role}_mismatch: the event names {role} {named}, the booking's {role} is {truth}"
+                f"{role}_mismatch: the event names {role} {named}, mentorpay's is {truth}"
             )
     if booking is not None:
         if expected.source == "checkout" and (

@@ -1113,6 +1113,7 @@ class WebhookProcessor:
             expected,
             Claim(
                 gross,
+                claimed.booking_id if claimed else None,
                 claimed.mentor_id if claimed else None,
                 claimed.mentee_id if claimed else None,
             ),
