@@ -33,6 +33,7 @@ EffectKind = Literal[
     "dispute_closed",
     "payout_settled",
     "checkout_expired",
+    "alert",
 ]
 EFFECT_KINDS: tuple[EffectKind, ...] = (
     "payment_succeeded",
@@ -42,6 +43,7 @@ EFFECT_KINDS: tuple[EffectKind, ...] = (
     "dispute_closed",
     "payout_settled",
     "checkout_expired",
+    "alert",
 )
 
 HandlerStatus = Literal["success", "payment_already_processed", "ignored", "deferred"]
