@@ -10,7 +10,7 @@ transfer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import stripe
@@ -131,17 +131,26 @@ def stripe_transfer(
     )
 
 
-#: (name, event account, event livemode, changes to the forged transfer, expected alert reason)
-ATTACKS: list[tuple[str, str | None, bool, dict[str, Any], str]] = [
-    ("other-account", "acct_other", False, {}, "connected_account"),
-    ("mentors-own-account", ACCT, False, {}, "connected_account"),
-    ("wrong-destination", None, False, {"destination": "acct_other"}, "destination_mismatch"),
-    ("wrong-amount", None, False, {"amount": 4999}, "amount_mismatch"),
-    ("wrong-currency", None, False, {"currency": "eur"}, "currency_mismatch"),
-    ("livemode-mismatch", None, True, {"livemode": True}, "livemode_mismatch"),
-    ("other-transfer-id", None, False, {"id": "tr_forged"}, "transfer_id_mismatch"),
+class Attack(NamedTuple):
+    """One forged transfer event: who sends it, in which mode, what it changes, and why it fails."""
+
+    name: str
+    account: str | None
+    live: bool
+    changes: dict[str, Any]
+    reason: str
+
+
+ATTACKS = [
+    Attack("other-account", "acct_other", False, {}, "connected_account"),
+    Attack("mentors-own-account", ACCT, False, {}, "connected_account"),
+    Attack("wrong-destination", None, False, {"destination": "acct_other"}, "destination_mismatch"),
+    Attack("wrong-amount", None, False, {"amount": 4999}, "amount_mismatch"),
+    Attack("wrong-currency", None, False, {"currency": "eur"}, "currency_mismatch"),
+    Attack("livemode-mismatch", None, True, {"livemode": True}, "livemode_mismatch"),
+    Attack("other-transfer-id", None, False, {"id": "tr_forged"}, "transfer_id_mismatch"),
 ]
-ATTACK_IDS = [a[0] for a in ATTACKS]
+ATTACK_IDS = [a.name for a in ATTACKS]
 
 
 def forged_reversal(payout_id: int, transfer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -157,19 +166,22 @@ def test_transfer_objects_have_the_sdk_shape() -> None:
     assert fields <= set(stripe_transfer(1))
 
 
-@pytest.mark.parametrize(("name", "account", "live", "changes", "reason"), ATTACKS, ids=ATTACK_IDS)
+@pytest.mark.parametrize("attack", ATTACKS, ids=ATTACK_IDS)
 def test_forged_reversal_changes_nothing_and_the_real_transfer_settles(
-    engine: Engine, name: str, account: str | None, live: bool, changes: dict[str, Any], reason: str
+    engine: Engine, attack: Attack
 ) -> None:
     """A signed foreign or mismatched transfer.reversed is ignored; the real transfer pays once."""
     world = World(engine)
     payout_id, transfer_id = world.executed_payout()
-    forged = forged_reversal(payout_id, transfer_id, changes)
-    assert world.send("transfer.reversed", forged, account=account, live=live) == "ignored"
+    forged = forged_reversal(payout_id, transfer_id, attack.changes)
+    assert (
+        world.send("transfer.reversed", forged, account=attack.account, live=attack.live)
+        == "ignored"
+    )
     assert world.payouts.get(payout_id).status == "processing"
     assert world.balance() == (4000, 5000, 0)
     (alert,) = world.alerts
-    assert alert.data["reason"] == reason
+    assert alert.data["reason"] == attack.reason
     assert alert.data["payout_request_id"] == payout_id
     assert alert.data["event_type"] == "transfer.reversed"
     assert world.settled == []
@@ -184,34 +196,36 @@ def test_forged_reversal_changes_nothing_and_the_real_transfer_settles(
     assert world.ledger.verify().ok
 
 
-@pytest.mark.parametrize(("name", "account", "live", "changes", "reason"), ATTACKS, ids=ATTACK_IDS)
-def test_forged_reversal_of_a_paid_payout_changes_nothing(
-    engine: Engine, name: str, account: str | None, live: bool, changes: dict[str, Any], reason: str
-) -> None:
+@pytest.mark.parametrize("attack", ATTACKS, ids=ATTACK_IDS)
+def test_forged_reversal_of_a_paid_payout_changes_nothing(engine: Engine, attack: Attack) -> None:
     """After a payout is paid, a forged transfer.reversed cannot return its money to available."""
     world = World(engine)
     payout_id, transfer_id = world.executed_payout()
     assert world.send("transfer.created", world.fake.transfer(transfer_id)) == "success"
-    forged = forged_reversal(payout_id, transfer_id, changes)
-    assert world.send("transfer.reversed", forged, account=account, live=live) == "ignored"
+    forged = forged_reversal(payout_id, transfer_id, attack.changes)
+    assert (
+        world.send("transfer.reversed", forged, account=attack.account, live=attack.live)
+        == "ignored"
+    )
     assert world.payouts.get(payout_id).status == "paid"
     assert world.balance() == (4000, 0, 5000)
-    assert [a.data["reason"] for a in world.alerts] == [reason]
+    assert [a.data["reason"] for a in world.alerts] == [attack.reason]
     assert [e.data["status"] for e in world.settled] == ["paid"]
 
 
-@pytest.mark.parametrize(("name", "account", "live", "changes", "reason"), ATTACKS, ids=ATTACK_IDS)
-def test_forged_creation_does_not_settle_the_payout(
-    engine: Engine, name: str, account: str | None, live: bool, changes: dict[str, Any], reason: str
-) -> None:
+@pytest.mark.parametrize("attack", ATTACKS, ids=ATTACK_IDS)
+def test_forged_creation_does_not_settle_the_payout(engine: Engine, attack: Attack) -> None:
     """A foreign or mismatched transfer.created does not mark the payout paid."""
     world = World(engine)
     payout_id, transfer_id = world.executed_payout()
-    forged = stripe_transfer(payout_id, **{"id": transfer_id, **changes})
-    assert world.send("transfer.created", forged, account=account, live=live) == "ignored"
+    forged = stripe_transfer(payout_id, **{"id": transfer_id, **attack.changes})
+    assert (
+        world.send("transfer.created", forged, account=attack.account, live=attack.live)
+        == "ignored"
+    )
     assert world.payouts.get(payout_id).status == "processing"
     assert world.balance() == (4000, 5000, 0)
-    assert [a.data["reason"] for a in world.alerts] == [reason]
+    assert [a.data["reason"] for a in world.alerts] == [attack.reason]
 
 
 def test_lost_execute_answer_settles_only_from_the_platform(engine: Engine) -> None:
