@@ -10,6 +10,7 @@ while the debit is pending (a new session is refused with ``PaymentPendingError`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import responses
 from sqlalchemy import Engine, select, update
 
+from mentorpay.analytics import AnalyticsService
 from mentorpay.bookings import BookingInfo
 from mentorpay.checkout import CheckoutService
 from mentorpay.config import MentorpayConfig
@@ -78,9 +80,9 @@ class World:
         )
         self.webhooks = WebhookProcessor(self.config, engine, self.ledger, clock=self.clock)
 
-    def create(self) -> Any:
+    def create(self, booking_id: str = "42") -> Any:
         return self.checkout.create_session(
-            "42", user_id="7", success_url=OK_URL, cancel_url=CANCEL_URL
+            booking_id, user_id="7", success_url=OK_URL, cancel_url=CANCEL_URL
         )
 
     def send(self, event_type: str, session_id: str, payment_status: str, pi: str) -> str:
@@ -180,6 +182,7 @@ def test_async_failure_frees_the_booking(engine: Engine) -> None:
         == "success"
     )
     assert world.statuses() == ["payment_failed"]
+    world.clock.now += timedelta(days=3)  # the debit failed days later
     second = world.create()
     assert second.session_id != first.session_id
     assert not second.reused
@@ -301,3 +304,18 @@ def test_retiring_a_paid_session_is_already_paid(engine: Engine) -> None:
         with pytest.raises(AlreadyPaidError):
             world.create()
         assert world.statuses() == ["complete"]
+
+
+def test_checkout_funnel_counts_delayed_payment_sessions(engine: Engine) -> None:
+    """Sessions awaiting or failing a debit count as created, and only paid ones as completed."""
+    world = World(engine)
+    sessions = {}
+    for booking_id in ("42", "43", "44"):
+        world.bookings.add(replace(booking(), id=booking_id))
+        sessions[booking_id] = world.create(booking_id).session_id
+        world.send("checkout.session.completed", sessions[booking_id], "unpaid", f"pi_{booking_id}")
+    world.send("checkout.session.async_payment_failed", sessions["43"], "unpaid", "pi_43")
+    world.send("checkout.session.async_payment_succeeded", sessions["44"], "paid", "pi_44")
+    assert sorted(world.statuses()) == ["awaiting_payment", "complete", "payment_failed"]
+    report = AnalyticsService(engine).summary(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert (report.checkout.created, report.checkout.completed) == (3, 1)

@@ -89,7 +89,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
 )
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, String, Table, bindparam, cast, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -987,7 +987,9 @@ class WebhookProcessor:
     def _on_checkout_completed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Completed Checkout: record the payment when paid; async methods pay later."""
         session = _parse_object(_CheckoutSessionObject, env)
-        self._mark_checkout(conn, session.id, "complete", self._clock())
+        # unpaid: a delayed debit is pending; checkout refuses a second session until it settles.
+        status = "awaiting_payment" if session.payment_status == "unpaid" else "complete"
+        self._mark_checkout(conn, session.id, status, self._clock())
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         if session.payment_status != "paid":
@@ -1038,6 +1040,7 @@ class WebhookProcessor:
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A delayed payment method failed: tell the host; the ledger does not change."""
         session = _parse_object(_CheckoutSessionObject, env)
+        self._mark_checkout(conn, session.id, "payment_failed", self._clock())  # frees the booking
         booking = _booking(session.metadata, env)
         if booking is None:
             return HandlerResult("ignored")
@@ -1304,7 +1307,13 @@ class WebhookProcessor:
         self._checkout_status = (
             update(_checkouts)
             .where(
-                _checkouts.c.id == bindparam("b_id"), _checkouts.c.status != bindparam("b_status")
+                _checkouts.c.id == bindparam("b_id"),
+                _checkouts.c.status != bindparam("b_status"),
+                # A late completed (unpaid) never undoes the debit's outcome, in any order.
+                or_(
+                    cast(bindparam("b_status"), String) != "awaiting_payment",
+                    _checkouts.c.status.not_in(("complete", "payment_failed")),
+                ),
             )
             .values(status=bindparam("b_status"), updated_at=now)
             .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)
