@@ -10,6 +10,7 @@ while the debit is pending (a new session is refused with ``PaymentPendingError`
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -319,3 +320,38 @@ def test_checkout_funnel_counts_delayed_payment_sessions(engine: Engine) -> None
     assert sorted(world.statuses()) == ["awaiting_payment", "complete", "payment_failed"]
     report = AnalyticsService(engine).summary(T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert (report.checkout.created, report.checkout.completed) == (3, 1)
+
+
+def deliver_together(world: World, session_id: str, event_types: list[str]) -> list[BaseException]:
+    """Deliver unpaid Checkout events about one session from threads released together."""
+    barrier = threading.Barrier(len(event_types))
+    errors: list[BaseException] = []
+
+    def deliver(event_type: str) -> None:
+        barrier.wait()
+        try:
+            world.send(event_type, session_id, "unpaid", "pi_x")
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(t,)) for t in event_types]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_simultaneous_completed_and_failed_events_free_the_booking(engine: Engine) -> None:
+    """completed (unpaid) and async_payment_failed delivered at once: always payment_failed."""
+    world = World(engine)
+    for round_ in range(5):
+        world.bookings.add(replace(booking(), id=f"b{round_}"))
+        session_id = world.create(f"b{round_}").session_id
+        types = ["checkout.session.completed", "checkout.session.async_payment_failed"]
+        assert deliver_together(world, session_id, types) == []
+        with engine.connect() as conn:
+            status = conn.execute(
+                select(_sessions.c.status).where(_sessions.c.id == session_id)
+            ).scalar_one()
+        assert status == "payment_failed"
