@@ -74,3 +74,13 @@ def test_every_test_has_a_one_line_docstring() -> None:
                 if not doc.strip() or "\n" in doc.strip():
                     missing.append(f"{path.name}::{node.name}")
     assert missing == []
+
+
+def test_payment_pending_error_is_a_public_conflict() -> None:
+    """PaymentPendingError is exported, a ConflictError, and answers 409 payment_pending."""
+    assert mentorpay.PaymentPendingError is errors.PaymentPendingError
+    assert issubclass(errors.PaymentPendingError, errors.ConflictError)
+    assert (errors.PaymentPendingError.http_status, errors.PaymentPendingError.code) == (
+        409,
+        "payment_pending",
+    )

@@ -155,7 +155,8 @@ class AnalyticsService:
         session_period = and_(
             s.created_at >= since,
             s.created_at < end,
-            s.status.in_(("open", "complete", "expired")),
+            # awaiting_payment / payment_failed: completed with a bank debit not (yet) paid.
+            s.status.in_(("open", "complete", "expired", "awaiting_payment", "payment_failed")),
         )
         funnel_query = select(
             func.count(),

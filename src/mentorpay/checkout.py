@@ -3,8 +3,16 @@
 ``create_session`` checks, in this order (so a stranger learns nothing about someone else's
 booking): the booking exists (:class:`BookingNotFoundError`), the caller is its mentee
 (:class:`NotBookingOwnerError`), it is payable (:class:`BookingNotPayableError`), it is not
-already paid (:class:`AlreadyPaidError`), and its price obeys Stripe's currency rules
-(:class:`InvalidAmountError`). Only then is Stripe called.
+already paid (:class:`AlreadyPaidError`), its price obeys Stripe's currency rules
+(:class:`InvalidAmountError`), and no delayed payment of it is pending
+(:class:`PaymentPendingError`). Only then is Stripe called.
+
+One booking, one payment, also with delayed payment methods (SEPA, Bacs, ACH debits): their
+session completes with ``payment_status: "unpaid"`` and the money arrives days later. The
+webhook handlers keep the session row's status: ``awaiting_payment`` while such a debit is
+pending, ``complete`` once paid, ``payment_failed`` when the debit failed. A booking with an
+``awaiting_payment`` row cannot get a new session (whatever the row's ``expires_at``: Stripe's
+expiry only applies to open sessions); ``payment_failed`` frees it like an expired session.
 
 At most one open session per booking, even under concurrency. The local row of a session is
 claimed *before* Stripe is called, under a unique idempotency key derived from the booking, the
@@ -55,6 +63,7 @@ from mentorpay.errors import (
     InvalidAmountError,
     InvalidRequestError,
     NotBookingOwnerError,
+    PaymentPendingError,
 )
 from mentorpay.gateway import (
     CheckoutSessionParams,
@@ -79,9 +88,23 @@ _CREATING = "creating"
 _OPEN = "open"
 _EXPIRED = "expired"
 _ABANDONED = "abandoned"
+_COMPLETE = "complete"
+# Set by the webhook handlers while a delayed payment (bank debit) is pending.
+_AWAITING_PAYMENT = "awaiting_payment"
 # Rounds of "retire the stale session, then look again"; each round retires all it sees.
 _MAX_ROUNDS: Final = 4
 _ID_MAX: Final = 255
+
+
+def _payment_pending(row: Row[Any]) -> PaymentPendingError:
+    return PaymentPendingError(
+        f"booking {row.booking_id} has a delayed payment pending (a bank debit through checkout "
+        f"session {row.id}), which Stripe confirms within a few business days. The booking "
+        "cannot be paid again meanwhile: if the debit succeeds it is paid; if it fails, a new "
+        "checkout can be started.",
+        booking_id=row.booking_id,
+        session_id=row.id,
+    )
 
 
 def _default_line_item_name(booking: BookingInfo) -> str:
@@ -314,6 +337,9 @@ class CheckoutService:
             .where(_sessions.c.booking_id == booking.id)
             .order_by(_sessions.c.created_at, _sessions.c.id)
         ).all()
+        pending = next((r for r in rows if r.status == _AWAITING_PAYMENT), None)
+        if pending is not None:
+            raise _payment_pending(pending)
         now = self._clock()
         match: Row[Any] | None = None
         stale: list[Row[Any]] = []
@@ -502,8 +528,13 @@ class CheckoutService:
             status = current.status or _EXPIRED
             if status == _OPEN:
                 raise
+            if status == _COMPLETE and current.payment_status == "unpaid":
+                # Completed with a delayed method: paid only once the debit succeeds.
+                status = _AWAITING_PAYMENT
             self._mark(row.id, status)
-            if status == "complete":
+            if status == _AWAITING_PAYMENT:
+                raise _payment_pending(row) from None
+            if status == _COMPLETE:
                 raise AlreadyPaidError(
                     f"a checkout session of booking {row.booking_id} was completed; its "
                     "payment is being confirmed",

@@ -22,6 +22,7 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
     ├── ConflictError (409)
     │   ├── BookingNotPayableError
     │   ├── AlreadyPaidError
+    │   ├── PaymentPendingError             a delayed payment (bank debit) is still pending
     │   ├── InsufficientBalanceError
     │   └── PayoutStateError
     ├── GatewayError (502)                  Stripe said no or could not be reached
@@ -64,6 +65,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PaymentNotFoundError",
+    "PaymentPendingError",
     "PayoutNotFoundError",
     "PayoutStateError",
     "UnknownCurrencyError",
@@ -212,6 +214,13 @@ class AlreadyPaidError(ConflictError):
     """The booking has already been paid for."""
 
     code = "already_paid"
+
+
+class PaymentPendingError(ConflictError):
+    """A delayed payment (SEPA, Bacs or ACH debit) for the booking is still pending: until it
+    succeeds (the booking is paid) or fails (the booking can be paid again), no new checkout."""
+
+    code = "payment_pending"
 
 
 class InsufficientBalanceError(ConflictError):

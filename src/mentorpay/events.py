@@ -35,6 +35,7 @@ EffectKind = Literal[
     "checkout_expired",
     "payment_needs_review",
     "event_rejected",
+    "alert",
 ]
 EFFECT_KINDS: tuple[EffectKind, ...] = (
     "payment_succeeded",
@@ -46,6 +47,7 @@ EFFECT_KINDS: tuple[EffectKind, ...] = (
     "checkout_expired",
     "payment_needs_review",
     "event_rejected",
+    "alert",
 )
 
 HandlerStatus = Literal[

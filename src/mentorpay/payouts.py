@@ -28,8 +28,9 @@ Two payout modes, fixed per request when it is made (``config.payout_mode``):
   available (a new request gets a new key; Stripe may have stored the refusal under the old
   one). If the outcome is unknown, Stripe asked to slow down, or the key is busy with a
   concurrent execute, it stays ``processing`` and ``execute`` may simply be called again: the
-  same key replays the same transfer. Settlement comes from Stripe's transfer webhooks, see
-  :meth:`PayoutService.webhook_handlers`.
+  same key replays the same transfer. Settlement comes from Stripe's transfer webhooks, and
+  only from the platform's own event for exactly that transfer (see
+  :meth:`PayoutService.webhook_handlers`): metadata naming a payout is never enough.
 * ``manual``: the platform pays by its own bank transfer, then calls ``mark_paid`` (or
   ``mark_failed`` if the bank returned it).
 
@@ -513,8 +514,13 @@ class PayoutService:
         * ``transfer.reversed`` (full reversal): ``paid -> reversed`` (withdrawn -> available),
           or ``processing -> failed`` (reserved -> available) if it never counted as paid.
 
-        A transfer is ours when its id is recorded on a payout, or its metadata names a
-        payout (the webhook may beat ``execute`` to recording the id).
+        A transfer event names its payout by the recorded transfer id or by metadata (the
+        webhook may beat ``execute`` to recording the id), but it settles that payout only when
+        it is the platform's own event (no ``account``) in the configured mode (``livemode``)
+        and the transfer's destination, amount, currency and id (once recorded) are the
+        payout's. Otherwise it is answered ``ignored``, its reason logged at warning, and an
+        ``alert`` effect (``reason``, ``event_id``, ``payout_request_id``, ...) is emitted; so
+        is a partial reversal, which is left to a human.
         """
         return {
             "transfer.created": self._on_transfer,
@@ -526,9 +532,10 @@ class PayoutService:
         transfer = GatewayTransfer.from_dict(event.data.object)
         if transfer.reversed:
             return self._on_transfer_reversed(conn, event)
-        row = self._payout_for(conn, transfer)
-        if row is None:
-            return HandlerResult("ignored")
+        found = self._payout_for(conn, event, transfer)
+        if isinstance(found, HandlerResult):
+            return found
+        row = found
         if row.status in ("paid", "reversed", "failed"):
             return HandlerResult("payment_already_processed")
         if row.status != "processing":
@@ -546,20 +553,20 @@ class PayoutService:
 
     def _on_transfer_reversed(self, conn: Connection, event: EventEnvelope) -> HandlerResult:
         transfer = GatewayTransfer.from_dict(event.data.object)
-        row = self._payout_for(conn, transfer)
-        if row is None:
-            return HandlerResult("ignored")
+        found = self._payout_for(conn, event, transfer)
+        if isinstance(found, HandlerResult):
+            return found
+        row = found
         if not transfer.reversed and transfer.amount_reversed < transfer.amount:
             # mentorpay only reverses whole transfers; a partial reversal made elsewhere is
             # left to a human (reconciliation reports the difference).
-            logger.warning(
-                "partial reversal of transfer %s (%s of %s) for payout %s not applied",
-                transfer.id,
-                transfer.amount_reversed,
-                transfer.amount,
+            return self._refuse(
+                event,
+                transfer,
                 row.id,
+                "partial_reversal",
+                f"partial reversal ({transfer.amount_reversed} of {transfer.amount}) not applied",
             )
-            return HandlerResult("ignored")
         if row.status in ("reversed", "failed"):
             return HandlerResult("payment_already_processed")
         now = self._clock()
@@ -584,8 +591,18 @@ class PayoutService:
             return HandlerResult("ignored")
         return HandlerResult("success", [self._effect(view)])
 
-    def _payout_for(self, conn: Connection, transfer: GatewayTransfer) -> Row[Any] | None:
-        """The payout a transfer pays, checked against amount and currency."""
+    def _payout_for(
+        self, conn: Connection, event: EventEnvelope, transfer: GatewayTransfer
+    ) -> Row[Any] | HandlerResult:
+        """The payout a transfer event settles (locked), or the answer when it settles none.
+
+        A transfer event names its payout by the recorded transfer id or by metadata; both can
+        be sent by anyone whose endpoint secret is configured (a Connect endpoint receives
+        connected accounts' events). So it settles the payout only when it is the platform's
+        own event in the configured mode and the transfer is exactly the one the payout asked
+        for: destination, amount, currency and (once recorded) id. Anything else is ignored
+        with its reason and an ``alert`` effect.
+        """
         conditions = [_payouts.c.transfer_id == transfer.id]
         raw_id = transfer.metadata.get(METADATA_PAYOUT_ID)
         if raw_id is not None and raw_id.isdigit():
@@ -596,27 +613,81 @@ class PayoutService:
             select(_payouts).where(or_(*conditions)).order_by(_payouts.c.id).with_for_update()
         ).first()
         if row is None:
-            return None
-        if row.transfer_id is not None and row.transfer_id != transfer.id:
-            logger.error(
-                "transfer %s names payout %s, which is paid by %s",
-                transfer.id,
-                row.id,
-                row.transfer_id,
-            )
-            return None
-        if row.amount != transfer.amount or row.currency != transfer.currency:
-            logger.error(
-                "transfer %s (%s %s) does not match payout %s (%s %s); not settling it",
-                transfer.id,
-                transfer.amount,
-                transfer.currency,
-                row.id,
-                row.amount,
-                row.currency,
-            )
-            return None
+            logger.info("transfer %s names no mentorpay payout; ignored", transfer.id)
+            return HandlerResult("ignored")
+        mismatch = self._mismatch(event, transfer, row)
+        if mismatch is not None:
+            return self._refuse(event, transfer, row.id, *mismatch)
         return row
+
+    def _mismatch(
+        self, event: EventEnvelope, transfer: GatewayTransfer, row: Row[Any]
+    ) -> tuple[str, str] | None:
+        """Why ``transfer`` (from ``event``) is not the transfer of payout ``row``, if so."""
+        livemode = self._config.livemode
+        object_livemode = transfer.raw.get("livemode")
+        if event.account is not None:
+            return "connected_account", f"sent by connected account {event.account}"
+        if event.livemode != livemode or (
+            isinstance(object_livemode, bool) and object_livemode != livemode
+        ):
+            mode = "live" if livemode else "test"
+            return "livemode_mismatch", f"not a {mode}-mode event, as configured"
+        if row.method != "stripe_transfer":
+            return "not_a_transfer_payout", f"payout {row.id} is paid {row.method}"
+        if row.transfer_id is not None and row.transfer_id != transfer.id:
+            return "transfer_id_mismatch", f"payout {row.id} is paid by {row.transfer_id}"
+        if transfer.destination != row.destination:
+            return (
+                "destination_mismatch",
+                f"destination {transfer.destination}, payout {row.id} goes to {row.destination}",
+            )
+        if transfer.currency != row.currency:
+            return (
+                "currency_mismatch",
+                f"currency {transfer.currency}, payout {row.id} is in {row.currency}",
+            )
+        if transfer.amount != row.amount:
+            return (
+                "amount_mismatch",
+                f"amount {transfer.amount}, payout {row.id} is {row.amount}",
+            )
+        return None
+
+    @staticmethod
+    def _refuse(
+        event: EventEnvelope,
+        transfer: GatewayTransfer,
+        payout_id: int,
+        reason: str,
+        detail: str,
+    ) -> HandlerResult:
+        logger.warning(
+            "%s event %s (transfer %s) does not settle payout %s: %s (%s)",
+            event.type,
+            event.id,
+            transfer.id,
+            payout_id,
+            reason,
+            detail,
+        )
+        alert = Effect(
+            "alert",
+            {
+                "reason": reason,
+                "detail": detail,
+                "event_id": event.id,
+                "event_type": event.type,
+                "payout_request_id": payout_id,
+                "transfer_id": transfer.id,
+                "account": event.account,
+                "livemode": event.livemode,
+                "amount": transfer.amount,
+                "currency": transfer.currency,
+                "destination": transfer.destination,
+            },
+        )
+        return HandlerResult("ignored", [alert])
 
     @staticmethod
     def _effect(view: PayoutView) -> Effect:
