@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -57,6 +58,9 @@ class MentorpayConfig(BaseModel):
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL
+    #: Where Stripe's API is reached (``stripe-mock``, a local emulator, an egress proxy);
+    #: None is Stripe itself. Read from ``STRIPE_API_BASE`` by :meth:`from_env`.
+    stripe_api_base: str | None = None
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
@@ -70,6 +74,19 @@ class MentorpayConfig(BaseModel):
                 raise ValueError("webhook secrets must be non-empty strings")
             return tuple(cleaned)
         return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "stripe_api_base must be an http(s) URL such as http://127.0.0.1:12111"
+            )
+        # The SDK appends "/v1/...": a trailing slash would make "//v1".
+        return value.strip().rstrip("/")
 
     @field_validator("checkout_expiry")
     @classmethod
@@ -129,7 +146,8 @@ class MentorpayConfig(BaseModel):
         cls, environ: Mapping[str, str] | None = None, **overrides: Any
     ) -> MentorpayConfig:
         """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET (comma-separated),
-        MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and MENTORPAY_HOLD_DAYS."""
+        STRIPE_API_BASE, MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and
+        MENTORPAY_HOLD_DAYS."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         secrets = [s for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
@@ -137,6 +155,8 @@ class MentorpayConfig(BaseModel):
             values["webhook_secrets"] = secrets
         if env.get("STRIPE_SECRET_KEY"):
             values["stripe_secret_key"] = env["STRIPE_SECRET_KEY"]
+        if env.get("STRIPE_API_BASE"):
+            values["stripe_api_base"] = env["STRIPE_API_BASE"]
         if env.get("MENTORPAY_DATABASE_URL"):
             values["database_url"] = env["MENTORPAY_DATABASE_URL"]
         if env.get("MENTORPAY_COMMISSION_BPS"):
