@@ -18,17 +18,39 @@ from pydantic import (
     InstanceOf,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 from mentorpay.commission import CommissionPolicy, CommissionResolver
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
 
-__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig"]
+__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig", "hide_password"]
 
 DEFAULT_DATABASE_URL = "sqlite:///mentorpay.db"
+_URL_FIELDS = frozenset({"database_url", "stripe_api_base"})
+# Query parameters that carry a credential (libpq takes ?password=...).
+_SECRET_QUERY_KEYS = ("password", "secret", "token", "key")
+
+
+def hide_password(url: str) -> str:
+    """``url`` for display: its password, and any password-like query value, as ``***``."""
+    try:
+        parsed = make_url(url)
+        hidden = {
+            key: "***"
+            for key in parsed.query
+            if any(word in key.lower() for word in _SECRET_QUERY_KEYS)
+        }
+        if hidden:
+            parsed = parsed.update_query_dict(hidden)
+        return parsed.render_as_string(hide_password=True)
+    except Exception:
+        # Unparseable, so there is no telling which part is the password.
+        return "<unparseable URL>"
 
 
 class MentorpayConfig(BaseModel):
@@ -131,7 +153,29 @@ class MentorpayConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigurationError(f"invalid mentorpay configuration: {exc}") from exc
+            # Pydantic's own message repeats each input value (a secret under a mistyped
+            # keyword, the good secret beside an empty one): say where and what, never the value,
+            # and drop the chained ValidationError so a logged traceback cannot show it either.
+            problems = [
+                f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+            raise ConfigurationError(
+                "invalid mentorpay configuration: " + "; ".join(problems), problems=problems
+            ) from None
+
+    # -- display: URLs may carry a password; the attributes keep the real value ---------------
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in _URL_FIELDS and isinstance(value, str):
+                yield name, hide_password(value)
+            else:
+                yield name, value
+
+    @field_serializer("database_url", "stripe_api_base")
+    def _serialize_url(self, value: str | None) -> str | None:
+        return None if value is None else hide_password(value)
 
     def policy_for(self, mentor_id: str) -> CommissionPolicy:
         """The commission policy for one mentor: the resolver's override, else the default."""
