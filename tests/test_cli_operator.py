@@ -155,8 +155,7 @@ def test_demo_database_option_is_a_deprecated_alias(tmp_path: Path) -> None:
 
 
 def test_demo_refuses_a_database_that_is_not_its_own(tmp_path: Path) -> None:
-    """The demo starts fresh only on its own files: another SQLite file or a server database
-    is refused and left untouched."""
+    """The demo refuses, untouched, another app's SQLite file and any server database."""
     other = tmp_path / "host.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE users (id INTEGER)")
@@ -187,8 +186,7 @@ def test_demo_refuses_a_database_that_is_not_its_own(tmp_path: Path) -> None:
     ids=lambda argv: "-".join(argv[:2]),
 )
 def test_empty_database_says_run_db_upgrade(tmp_path: Path, argv: list[str]) -> None:
-    """On a database without mentorpay's tables every command says to run `mentorpay db
-    upgrade`, in one line, with a non-zero exit code."""
+    """Without mentorpay's tables every command says to run `mentorpay db upgrade`, exit 1."""
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     code, out, err = run(*argv, "--url", url)
     assert code == 1
@@ -227,8 +225,7 @@ def test_events_list_filters_by_type(demo_db: str) -> None:
 
 
 def test_payouts_request_mark_failed_and_reverse(demo_db: str) -> None:
-    """An operator requests a payout, sends it and marks it failed (money back), then pays and
-    reverses another, all from the CLI."""
+    """From the CLI: request, send and fail a payout (money back); pay and reverse another."""
     code, out, err = run("payouts", "request", "alice", "20.00", "gbp", "--url", demo_db)
     assert code == 0, err
     assert "20.00 GBP to alice" in out
@@ -272,8 +269,7 @@ def test_mark_failed_needs_a_reason(demo_db: str) -> None:
 def test_refund_command_calls_stripe_at_the_configured_base(
     demo_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`refund PI --amount --reason --request-id` posts one refund to STRIPE_API_BASE with a
-    key derived from the request id, in the payment's currency."""
+    """`refund` posts one refund to STRIPE_API_BASE, keyed by --request-id, in its currency."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_cli")
     monkeypatch.setenv("STRIPE_API_BASE", MOCK)
     intent = _intent(demo_db, "42")
@@ -323,8 +319,7 @@ def test_refund_without_a_stripe_key_says_what_is_missing(demo_db: str) -> None:
 
 
 def test_progress_bars_on_a_terminal_only(demo_db: str) -> None:
-    """Replaying failed events and releasing due payments draw a bar on a terminal, and print
-    nothing extra when stderr is a pipe."""
+    """Replay and release-due draw a bar on a terminal and print nothing extra to a pipe."""
     engine = make_engine(demo_db)
     with engine.begin() as conn:
         conn.execute(

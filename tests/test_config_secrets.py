@@ -129,8 +129,7 @@ BAD_CONFIGS: list[Any] = [
 def test_configuration_errors_never_repeat_a_secret(
     build: Callable[[], object], names: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The message, details, repr and whole traceback (causes included) of a configuration
-    error, and a log record of it, name the field but never its value."""
+    """Message, details, repr, traceback and log record name the field, never its value."""
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ConfigurationError) as caught:
         build()

@@ -46,16 +46,14 @@ def _sqlite(tmp_path: Path) -> str:
 def test_no_webhook_secret_and_no_offline_mode_refuses_to_start(
     factory: Factory, tmp_path: Path
 ) -> None:
-    """Without STRIPE_WEBHOOK_SECRET and without MENTORPAY_OFFLINE=1 the app does not start,
-    and says what to set."""
+    """No STRIPE_WEBHOOK_SECRET and no MENTORPAY_OFFLINE=1: refuses to start, says what to set."""
     with pytest.raises(ConfigurationError, match=r"STRIPE_WEBHOOK_SECRET.*MENTORPAY_OFFLINE=1"):
         factory({"MENTORPAY_DATABASE_URL": _sqlite(tmp_path)})
 
 
 @pytest.mark.parametrize("factory", FACTORIES)
 def test_real_database_never_gets_the_published_secret(factory: Factory) -> None:
-    """A non-SQLite database without STRIPE_WEBHOOK_SECRET refuses to start before connecting,
-    even with MENTORPAY_OFFLINE=1."""
+    """A server database without a secret refuses to start, even with MENTORPAY_OFFLINE=1."""
     with pytest.raises(ConfigurationError, match="STRIPE_WEBHOOK_SECRET"):
         factory({"MENTORPAY_DATABASE_URL": PG_URL})
     with pytest.raises(ConfigurationError, match="SQLite"):
@@ -123,8 +121,7 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", ["/payments/webhook", "/payments/create-checkout-session"])
 def test_flask_cuts_a_chunked_upload_off_at_the_limit(tmp_path: Path, path: str) -> None:
-    """A 50 MiB chunked body (no Content-Length) gets a 413 after at most limit + one chunk
-    was read from the stream."""
+    """Flask: a 50 MiB chunked body is 413 after reading at most limit + one chunk."""
     app = create_flask(_offline_env(tmp_path))
     body = EndlessBody(UPLOAD)
     environ = EnvironBuilder(
@@ -142,8 +139,7 @@ def test_flask_cuts_a_chunked_upload_off_at_the_limit(tmp_path: Path, path: str)
 
 @pytest.mark.parametrize("path", ["/payments/webhook", "/payments/create-checkout-session"])
 def test_fastapi_cuts_a_chunked_upload_off_at_the_limit(tmp_path: Path, path: str) -> None:
-    """A 50 MiB body streamed in 64 KiB messages gets a 413 after at most limit + one chunk
-    was received."""
+    """FastAPI: a 50 MiB streamed body is 413 after receiving at most limit + one chunk."""
     app = create_fastapi(_offline_env(tmp_path))
     received = 0
     sent: list[dict[str, Any]] = []
@@ -239,8 +235,7 @@ def _send_chunked(base: str, size: int) -> tuple[int, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fastapi", "flask"])
 def test_real_server_answers_413_and_memory_stays_flat(tmp_path: Path, kind: str) -> None:
-    """Served for real (the README's commands), a 50 MiB chunked upload is answered 413 well
-    before it ends, and the server's peak memory grows by less than 16 MiB."""
+    """Real servers answer a 50 MiB chunked upload 413 early; peak memory grows < 16 MiB."""
     with serve_example(kind, tmp_path) as base:
         pid = _server_pid(base)
         before = _peak_rss_kib(pid)

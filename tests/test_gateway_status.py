@@ -99,8 +99,7 @@ def test_non_json_error_bodies_are_mapped_by_status(
     expected: type[GatewayError],
     unknown: bool,
 ) -> None:
-    """A 4xx is a refusal with a known outcome (409 conflict, 429 rate limit), a 5xx is unknown,
-    whatever the body looks like."""
+    """Any 4xx is a known-outcome refusal (409, 429 typed), any 5xx unknown, whatever the body."""
     gateway = StripeGateway("sk_test_1", max_network_retries=0)
     http.post(f"{API}/v1/refunds", status=status, body=body, content_type="text/html")
     with pytest.raises(GatewayError) as caught:
@@ -127,8 +126,7 @@ def test_no_answer_at_all_is_an_unknown_outcome(http: responses.RequestsMock) ->
 def test_checkout_does_not_replay_after_a_proxy_refusal(
     engine: Engine, http: responses.RequestsMock
 ) -> None:
-    """A proxy's HTML 403 is a refusal: no claim stays behind to be replayed, and the next
-    attempt is a fresh request that succeeds."""
+    """A proxy's HTML 403 leaves no claim to replay; the next attempt is a fresh request."""
     setup = stripe_setup(engine)
     http.post(f"{API}/v1/checkout/sessions", status=403, body=HTML_403, content_type="text/html")
     with pytest.raises(GatewayInvalidRequestError, match="HTTP 403"):
