@@ -13,12 +13,17 @@ Environment (read once, by :func:`build_example`):
 ``MENTORPAY_DATABASE_URL``
     Default ``sqlite:///mentorpay-examples.db``, a file in the current directory.
 ``STRIPE_SECRET_KEY``
-    Set: real Stripe Checkout (use test keys). Unset: **offline mode**, a ``FakeGateway`` whose
-    checkout URLs open a local page standing in for Stripe's; pressing Pay there sends the app
-    the signed webhooks Stripe would send.
+    Set: real Stripe Checkout (use test keys). Unset: a ``FakeGateway`` whose checkout URLs
+    open a local page standing in for Stripe's; pressing Pay there sends the app the signed
+    webhooks Stripe would send. ``STRIPE_API_BASE`` points the real gateway elsewhere
+    (``stripe-mock``, an emulator, an egress proxy).
 ``STRIPE_WEBHOOK_SECRET``
-    Required with a real key. Offline mode falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a
-    public value that protects nothing: never use it with a real key.
+    Required, except in explicit offline mode: ``MENTORPAY_OFFLINE=1`` (no Stripe key, a SQLite
+    database) falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a public value that protects
+    nothing. Anything else without a secret refuses to start.
+
+Request bodies are read in chunks of :data:`READ_CHUNK` bytes and cut off as soon as they pass
+``max_payload_bytes`` (413), so a huge or endless chunked upload never sits in memory.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode, urljoin
@@ -38,6 +43,7 @@ from mentorpay import (
     BookingInfo,
     BookingNotFoundError,
     CheckoutSessionInfo,
+    ConfigurationError,
     InvalidRequestError,
     MentorPay,
     MentorpayError,
@@ -62,7 +68,9 @@ __all__ = [
     "DEMO_USER_HEADER",
     "EXAMPLES_DATABASE_URL",
     "OFFLINE_CHECKOUT_PATH",
+    "OFFLINE_ENV",
     "OFFLINE_WEBHOOK_SECRET",
+    "READ_CHUNK",
     "WEBHOOK_PATH",
     "AuthenticationRequiredError",
     "Example",
@@ -73,6 +81,7 @@ __all__ = [
     "build_example",
     "cancel_url",
     "check_content_length",
+    "check_content_length_value",
     "checkout_as_dict",
     "current_user",
     "demo_bookings",
@@ -81,6 +90,8 @@ __all__ = [
     "index_html",
     "money_query",
     "pay_action",
+    "read_capped",
+    "read_capped_async",
     "split_as_dict",
     "success_html",
     "success_url",
@@ -94,6 +105,10 @@ DEMO_USER_HEADER: Final = "X-Demo-User"
 #: Offline mode's webhook secret when STRIPE_WEBHOOK_SECRET is unset. Public: it protects nothing.
 OFFLINE_WEBHOOK_SECRET: Final = "whsec_offline_demo_PUBLIC_NOT_A_SECRET"
 EXAMPLES_DATABASE_URL: Final = "sqlite:///mentorpay-examples.db"
+#: Set to 1 for explicit offline mode: no Stripe key, SQLite, the public webhook secret allowed.
+OFFLINE_ENV: Final = "MENTORPAY_OFFLINE"
+#: How much of a request body is read at a time: at most this much is read past the limit.
+READ_CHUNK: Final = 64 * 1024
 WEBHOOK_PATH: Final = "/payments/webhook"
 #: Relative on purpose: each response makes it absolute with the request's own host and port.
 OFFLINE_CHECKOUT_PATH: Final = "/fake-checkout/{session_id}"
@@ -189,14 +204,34 @@ def build_example(
     env = dict(os.environ if environ is None else environ)
     if not env.get("MENTORPAY_DATABASE_URL"):
         env["MENTORPAY_DATABASE_URL"] = EXAMPLES_DATABASE_URL
+    offline_mode = env.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    on_sqlite = env["MENTORPAY_DATABASE_URL"].startswith("sqlite")
+    # Checked before anything connects: a misconfigured app must not touch the database.
+    if offline_mode and env.get("STRIPE_SECRET_KEY"):
+        raise ConfigurationError(
+            f"{OFFLINE_ENV}=1 and STRIPE_SECRET_KEY are both set: unset {OFFLINE_ENV} to use "
+            "Stripe, or unset STRIPE_SECRET_KEY to click through offline"
+        )
+    if offline_mode and not on_sqlite:
+        raise ConfigurationError(
+            f"{OFFLINE_ENV}=1 runs only on a SQLite database (its webhook secret is public); "
+            "unset MENTORPAY_DATABASE_URL or point it at sqlite:///..., or set "
+            f"STRIPE_WEBHOOK_SECRET and unset {OFFLINE_ENV}"
+        )
+    if not env.get("STRIPE_WEBHOOK_SECRET"):
+        if not offline_mode:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET is not set: the example refuses to accept unsigned "
+                "webhooks. Set it (from `stripe listen` or your webhook endpoint), or set "
+                f"{OFFLINE_ENV}=1 to click through offline on SQLite with a public demo secret"
+            )
+        env["STRIPE_WEBHOOK_SECRET"] = OFFLINE_WEBHOOK_SECRET
     bookings = demo_bookings()
     offline: OfflineCheckout | None = None
     if env.get("STRIPE_SECRET_KEY"):
-        # Real Stripe: MentorPay builds a StripeGateway; STRIPE_WEBHOOK_SECRET is required.
+        # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies).
         mp = MentorPay.from_env(bookings=bookings, environ=env)
     else:
-        if not env.get("STRIPE_WEBHOOK_SECRET"):
-            env["STRIPE_WEBHOOK_SECRET"] = OFFLINE_WEBHOOK_SECRET
         gateway = FakeGateway(checkout_url_template=OFFLINE_CHECKOUT_PATH)
         mp = MentorPay.from_env(bookings=bookings, gateway=gateway, environ=env)
         offline = OfflineCheckout(gateway, mp.config.webhook_secrets[0].get_secret_value())
@@ -212,19 +247,52 @@ def build_example(
 
 
 def check_content_length(mp: MentorPay, content_length: int | str | None) -> None:
-    """Refuse a webhook whose declared size is over the limit before reading it (413).
+    """Refuse a body whose declared size is over the limit before reading any of it (413).
 
-    mentorpay checks the bytes it is given as well; this only spares reading a huge body.
+    A chunked upload declares no size: :func:`read_capped` cuts it off while reading.
     """
+    check_content_length_value(mp.config.max_payload_bytes, content_length)
+
+
+def check_content_length_value(limit: int, content_length: int | str | None) -> None:
+    """:func:`check_content_length` against an explicit ``limit``."""
     try:
         size = int(content_length) if content_length is not None else 0
     except ValueError:
         return  # the server rejects a malformed Content-Length itself
-    limit = mp.config.max_payload_bytes
     if size > limit:
         raise PayloadTooLargeError(
-            f"webhook body of {size} bytes exceeds the {limit}-byte limit", size=size, limit=limit
+            f"request body of {size} bytes exceeds the {limit}-byte limit", size=size, limit=limit
         )
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"request body of more than {limit} bytes refused (read {size} before stopping)",
+        size=size,
+        limit=limit,
+    )
+
+
+def read_capped(chunks: Iterable[bytes], limit: int) -> bytes:
+    """Join a body's chunks, stopping with :class:`PayloadTooLargeError` (413) as soon as they
+    pass ``limit``: the rest of a chunked upload is never read."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(len(body), limit)
+    return bytes(body)
+
+
+async def read_capped_async(chunks: AsyncIterable[bytes], limit: int) -> bytes:
+    """:func:`read_capped` for an ASGI body stream."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(len(body), limit)
+    return bytes(body)
 
 
 def booking_id_from_json(raw: bytes) -> str:

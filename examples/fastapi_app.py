@@ -33,9 +33,12 @@ User = Annotated[str, Depends(current_user)]
 
 
 async def raw_body(request: Request) -> bytes:
-    """The request body exactly as received: the webhook signature covers these bytes."""
-    common.check_content_length(request.app.state.example.mp, request.headers.get("content-length"))
-    return await request.body()
+    """The request body exactly as received (the webhook signature covers these bytes), read
+    as it streams in and cut off past ``max_payload_bytes`` (413): ``request.body()`` would
+    read a chunked upload whole before any size check."""
+    mp = request.app.state.example.mp
+    common.check_content_length(mp, request.headers.get("content-length"))
+    return await common.read_capped_async(request.stream(), mp.config.max_payload_bytes)
 
 
 Body = Annotated[bytes, Depends(raw_body)]

@@ -11,7 +11,7 @@ requests at once: ``flask run`` is threaded by default (keep it so), as are prod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, request
@@ -28,6 +28,16 @@ from mentorpay.testing import WebhookDeliverer, post_webhook
 def current_user() -> str:
     """The signed-in user's id; 401 when there is none."""
     return common.current_user(request.headers.get(common.DEMO_USER_HEADER))
+
+
+def read_body(limit: int) -> bytes:
+    """The request body exactly as received, read in chunks and cut off past ``limit`` (413).
+
+    ``request.get_data()`` would read a chunked upload whole before any size check.
+    """
+    common.check_content_length_value(limit, request.content_length)
+    chunks = iter(partial(request.stream.read, common.READ_CHUNK), b"")
+    return common.read_capped(chunks, limit)
 
 
 def create_app(
@@ -53,7 +63,8 @@ def create_app(
     @app.post("/payments/create-checkout-session")
     def create_checkout_session() -> dict[str, Any]:
         user = current_user()
-        base, booking_id = request.url_root, common.booking_id_from_json(request.get_data())
+        body = read_body(mp.config.max_payload_bytes)
+        base, booking_id = request.url_root, common.booking_id_from_json(body)
         info = mp.checkout.create_session(
             booking_id,
             user_id=user,
@@ -64,9 +75,9 @@ def create_app(
 
     @app.post("/payments/webhook")
     def webhook() -> tuple[dict[str, Any], int]:
-        common.check_content_length(mp, request.content_length)
         # The raw bytes, untouched: the signature covers them (never request.json here).
-        result = mp.webhooks.process(request.get_data(), request.headers.get("Stripe-Signature"))
+        body = read_body(mp.config.max_payload_bytes)
+        result = mp.webhooks.process(body, request.headers.get("Stripe-Signature"))
         return result.as_dict(), result.http_status
 
     @app.get("/payments/balance")

@@ -25,10 +25,10 @@ def run(*argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def demo_db(tmp_path: Path) -> str:
     """A database filled by the demo; returns its URL."""
-    path = tmp_path / "demo.db"
-    code, _, _ = run("demo", "--database", str(path))
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    code, _, _ = run("demo", "--url", url)
     assert code == 0
-    return f"sqlite:///{path}"
+    return url
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_demo_runs_the_whole_flow_and_verifies(tmp_path: Path) -> None:
     """The demo prints the split table, webhook answers, balances and a clean verify."""
-    code, out, err = run("demo", "--database", str(tmp_path / "d.db"))
+    code, out, err = run("demo", "--url", f"sqlite:///{tmp_path / 'd.db'}")
     assert code == 0, err
     assert "45.00 GBP" in out
     assert "deferred" in out
@@ -51,10 +51,10 @@ def test_demo_runs_the_whole_flow_and_verifies(tmp_path: Path) -> None:
 
 def test_demo_starts_fresh_unless_keep_is_given(tmp_path: Path) -> None:
     """The demo starts fresh on a reused file; with --keep it fails cleanly (already paid)."""
-    path = str(tmp_path / "d.db")
-    assert run("demo", "--database", path)[0] == 0
-    assert run("demo", "--database", path)[0] == 0
-    code, _, err = run("demo", "--database", path, "--keep")
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert run("demo", "--url", url)[0] == 0
+    assert run("demo", "--url", url)[0] == 0
+    code, _, err = run("demo", "--url", url, "--keep")
     assert code == 1
     assert err.startswith("mentorpay: error:")
     assert "Traceback" not in err

@@ -30,7 +30,9 @@ MENTOR = {"X-Demo-User": "3"}
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"MENTORPAY_DATABASE_URL": f"sqlite:///{tmp_path / 'examples.db'}", **extra}
+    """A SQLite database, in explicit offline mode unless a Stripe key is given."""
+    offline = {} if "STRIPE_SECRET_KEY" in extra else {"MENTORPAY_OFFLINE": "1"}
+    return {"MENTORPAY_DATABASE_URL": f"sqlite:///{tmp_path / 'examples.db'}", **offline, **extra}
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def serve_example(kind: str, tmp_path: Path) -> Iterator[str]:
         k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MENTORPAY_", "FLASK_"))
     }
     env["MENTORPAY_DATABASE_URL"] = f"sqlite:///{tmp_path / f'{kind}.db'}"
+    env["MENTORPAY_OFFLINE"] = "1"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / f"{kind}-server.log"
@@ -141,7 +142,7 @@ def test_default_database_is_a_local_sqlite_file(
 ) -> None:
     """Without MENTORPAY_DATABASE_URL the examples use mentorpay-examples.db in the cwd."""
     monkeypatch.chdir(tmp_path)
-    example = build_example({})
+    example = build_example({"MENTORPAY_OFFLINE": "1"})
     try:
         assert EXAMPLES_DATABASE_URL == "sqlite:///mentorpay-examples.db"
         assert (tmp_path / "mentorpay-examples.db").is_file()

@@ -152,7 +152,12 @@ class MentorPay:
         return self.analytics.summary(since, until)
 
     def reconcile(
-        self, since: datetime, until: datetime | None = None, *, apply: bool = False
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        apply: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
     ) -> ReconcileReport:
         """Compare Stripe's record of a period with the ledger; optionally record what's missing."""
-        return self._reconciler.run(since, until, apply=apply)
+        return self._reconciler.run(since, until, apply=apply, progress=progress)

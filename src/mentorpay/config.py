@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -17,17 +18,39 @@ from pydantic import (
     InstanceOf,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 from mentorpay.commission import CommissionPolicy, CommissionResolver
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
 
-__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig", "key_is_live"]
+__all__ = ["DEFAULT_DATABASE_URL", "MentorpayConfig", "hide_password", "key_is_live"]
 
 DEFAULT_DATABASE_URL = "sqlite:///mentorpay.db"
+_URL_FIELDS = frozenset({"database_url", "stripe_api_base"})
+# Query parameters that carry a credential (libpq takes ?password=...).
+_SECRET_QUERY_KEYS = ("password", "secret", "token", "key")
+
+
+def hide_password(url: str) -> str:
+    """``url`` for display: its password, and any password-like query value, as ``***``."""
+    try:
+        parsed = make_url(url)
+        hidden = {
+            key: "***"
+            for key in parsed.query
+            if any(word in key.lower() for word in _SECRET_QUERY_KEYS)
+        }
+        if hidden:
+            parsed = parsed.update_query_dict(hidden)
+        return parsed.render_as_string(hide_password=True)
+    except Exception:
+        # Unparseable, so there is no telling which part is the password.
+        return "<unparseable URL>"
 
 
 class MentorpayConfig(BaseModel):
@@ -64,6 +87,9 @@ class MentorpayConfig(BaseModel):
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL
+    #: Where Stripe's API is reached (``stripe-mock``, a local emulator, an egress proxy);
+    #: None is Stripe itself. Read from ``STRIPE_API_BASE`` by :meth:`from_env`.
+    stripe_api_base: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +111,19 @@ class MentorpayConfig(BaseModel):
                 raise ValueError("webhook secrets must be non-empty strings")
             return tuple(cleaned)
         return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "stripe_api_base must be an http(s) URL such as http://127.0.0.1:12111"
+            )
+        # The SDK appends "/v1/...": a trailing slash would make "//v1".
+        return value.strip().rstrip("/")
 
     @field_validator("checkout_expiry")
     @classmethod
@@ -129,7 +168,29 @@ class MentorpayConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigurationError(f"invalid mentorpay configuration: {exc}") from exc
+            # Pydantic's own message repeats each input value (a secret under a mistyped
+            # keyword, the good secret beside an empty one): say where and what, never the value,
+            # and drop the chained ValidationError so a logged traceback cannot show it either.
+            problems = [
+                f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+            raise ConfigurationError(
+                "invalid mentorpay configuration: " + "; ".join(problems), problems=problems
+            ) from None
+
+    # -- display: URLs may carry a password; the attributes keep the real value ---------------
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in _URL_FIELDS and isinstance(value, str):
+                yield name, hide_password(value)
+            else:
+                yield name, value
+
+    @field_serializer("database_url", "stripe_api_base")
+    def _serialize_url(self, value: str | None) -> str | None:
+        return None if value is None else hide_password(value)
 
     def policy_for(self, mentor_id: str) -> CommissionPolicy:
         """The commission policy for one mentor: the resolver's override, else the default."""
@@ -144,7 +205,8 @@ class MentorpayConfig(BaseModel):
         cls, environ: Mapping[str, str] | None = None, **overrides: Any
     ) -> MentorpayConfig:
         """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET (comma-separated),
-        MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and MENTORPAY_HOLD_DAYS."""
+        STRIPE_API_BASE, MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and
+        MENTORPAY_HOLD_DAYS."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         secrets = [s for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
@@ -152,6 +214,8 @@ class MentorpayConfig(BaseModel):
             values["webhook_secrets"] = secrets
         if env.get("STRIPE_SECRET_KEY"):
             values["stripe_secret_key"] = env["STRIPE_SECRET_KEY"]
+        if env.get("STRIPE_API_BASE"):
+            values["stripe_api_base"] = env["STRIPE_API_BASE"]
         if env.get("MENTORPAY_DATABASE_URL"):
             values["database_url"] = env["MENTORPAY_DATABASE_URL"]
         if env.get("MENTORPAY_COMMISSION_BPS"):

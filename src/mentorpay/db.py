@@ -61,7 +61,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparseable: no telling which part is the password
+        return "<unparseable URL>"
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -14,13 +14,16 @@ Rules every implementation follows:
 * Stripe's exceptions never escape. They become :class:`~mentorpay.errors.GatewayError`
   subclasses whose message says what happened and whether a retry can help::
 
-      stripe.CardError            -> CardError                 (402, retry will not help)
-      stripe.RateLimitError       -> GatewayRateLimitError      (retry after a backoff)
-      stripe.APIConnectionError   -> GatewayConnectionError     (outcome unknown, retry is safe)
-      stripe.APIError (5xx)       -> GatewayConnectionError     (outcome unknown, retry is safe)
-      stripe.IdempotencyError     -> IdempotencyConflictError   (key reused with other params)
-      stripe.InvalidRequestError  -> GatewayInvalidRequestError (fix the call; includes 404s)
-      AuthenticationError, PermissionError, any other StripeError -> GatewayError
+      no answer, 5xx, unreadable 2xx -> GatewayConnectionError (outcome unknown, retry is safe)
+      429 or stripe.RateLimitError   -> GatewayRateLimitError      (retry after a backoff)
+      409 or stripe.IdempotencyError -> IdempotencyConflictError   (key reused with other params)
+      stripe.CardError               -> CardError                  (402, retry will not help)
+      stripe.InvalidRequestError     -> GatewayInvalidRequestError (fix the call; includes 404s)
+      AuthenticationError, PermissionError -> GatewayError         (check the key)
+      any other 4xx, whatever its body     -> GatewayInvalidRequestError (a refusal)
+
+  The HTTP status decides first: a proxy's HTML 403 or an emulator's text 404 is a refusal
+  with a known outcome, never a lost answer.
 
   :func:`outcome_unknown` tells a caller whether Stripe may have acted despite the error (only
   then must local state keep the attempt, so the retry replays the same request).
@@ -574,16 +577,28 @@ def is_missing_resource(exc: GatewayError) -> bool:
     )
 
 
+def _short(text: str, limit: int = 200) -> str:
+    """One line of at most ``limit`` characters: a proxy's error page is not a message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _map_stripe_error(
     exc: stripe.StripeError, action: str, idempotency_key: str | None
 ) -> GatewayError:
-    """Translate a Stripe SDK exception into mentorpay's tree, saying whether to retry."""
-    stripe_message = exc.user_message or str(exc) or exc.__class__.__name__
+    """Translate a Stripe SDK exception into mentorpay's tree, saying whether to retry.
+
+    The HTTP status decides the outcome; the SDK's class (read from a JSON body) only refines
+    it. A body that is not Stripe's JSON (a proxy's HTML 403, an emulator's plain-text 404)
+    comes out of the SDK as a generic ``APIError``, and must not pass for a lost answer.
+    """
+    status = exc.http_status
+    stripe_message = _short(exc.user_message or str(exc) or exc.__class__.__name__)
     details: dict[str, Any] = {
         "action": action,
         "stripe_error": exc.__class__.__name__,
         "stripe_code": exc.code,
-        "stripe_status": exc.http_status,
+        "stripe_status": status,
         "request_id": exc.request_id,
     }
     if idempotency_key is not None:
@@ -591,6 +606,33 @@ def _map_stripe_error(
     param = getattr(exc, "param", None)
     if isinstance(param, str):
         details["param"] = param
+    if status is None or status < 400 or status >= 500:
+        # No answer, an unreadable success, or a 5xx: Stripe may have executed the request
+        # before failing, so the outcome is unknown (the SDK already retried with the same key).
+        if isinstance(exc, stripe.APIConnectionError) or status is None:
+            what = f"could not get an answer from Stripe ({stripe_message})"
+        else:
+            what = f"Stripe failed with HTTP {status} ({stripe_message})"
+        return GatewayConnectionError(
+            f"{action}: {what}; the call may or may not have been performed. Retry: the same "
+            "idempotency key makes Stripe return the original result instead of acting twice.",
+            outcome="unknown",
+            **details,
+        )
+    if status == 429 or isinstance(exc, stripe.RateLimitError):
+        return GatewayRateLimitError(
+            f"{action}: Stripe rate-limited the request and did not perform it: "
+            f"{stripe_message}. Retry after a backoff; the idempotency key keeps it safe.",
+            **details,
+        )
+    if status == 409 or isinstance(exc, stripe.IdempotencyError):
+        return IdempotencyConflictError(
+            f"{action}: Stripe refused idempotency key {idempotency_key!r} (HTTP {status}): "
+            f"{stripe_message}. The key was used before with different parameters (or that "
+            "request is still running); retrying the same call will not help until the "
+            "conflicting request is resolved.",
+            **details,
+        )
     if isinstance(exc, stripe.CardError):
         decline = getattr(exc.error, "decline_code", None) if exc.error else None
         if isinstance(decline, str):
@@ -598,28 +640,6 @@ def _map_stripe_error(
         return CardError(
             f"{action}: the card was declined ({exc.code or 'card_error'}): {stripe_message}. "
             "Retrying with the same card will not help; ask for another payment method.",
-            **details,
-        )
-    if isinstance(exc, stripe.RateLimitError):
-        return GatewayRateLimitError(
-            f"{action}: Stripe rate-limited the request and did not perform it: "
-            f"{stripe_message}. Retry after a backoff; the idempotency key keeps it safe.",
-            **details,
-        )
-    if isinstance(exc, stripe.APIConnectionError):
-        return GatewayConnectionError(
-            f"{action}: could not get an answer from Stripe ({stripe_message}); the call may or "
-            "may not have been performed. Retry: the same idempotency key makes Stripe return "
-            "the original result instead of acting twice.",
-            outcome="unknown",
-            **details,
-        )
-    if isinstance(exc, stripe.IdempotencyError):
-        return IdempotencyConflictError(
-            f"{action}: Stripe refused idempotency key {idempotency_key!r}: {stripe_message}. "
-            "The key was used before with different parameters (or that request is still "
-            "running); retrying the same call will not help until the conflicting request "
-            "is resolved.",
             **details,
         )
     if isinstance(exc, stripe.InvalidRequestError):
@@ -635,18 +655,11 @@ def _map_stripe_error(
             "mentorpay is configured with (STRIPE_SECRET_KEY); retrying will not help.",
             **details,
         )
-    if isinstance(exc, stripe.APIError):
-        # A 5xx: Stripe may have executed the request before failing, so treat it like a
-        # lost answer (the SDK already retried it with the same key).
-        return GatewayConnectionError(
-            f"{action}: Stripe failed with an internal error ({stripe_message}); the call may "
-            "or may not have been performed. Retry later with the same idempotency key.",
-            outcome="unknown",
-            **details,
-        )
-    return GatewayError(
-        f"{action}: Stripe returned an unexpected error ({stripe_message}); retrying will "
-        "probably not help.",
+    # Any other 4xx, whatever its body: a refusal, so nothing happened at Stripe.
+    return GatewayInvalidRequestError(
+        f"{action}: the request was refused with HTTP {status} ({stripe_message}); nothing "
+        "was performed. Retrying will not help: check the parameters, STRIPE_API_BASE and any "
+        "proxy between mentorpay and Stripe.",
         **details,
     )
 
@@ -688,7 +701,8 @@ class StripeGateway:
     request on behalf of that connected account (``Stripe-Account`` header); leave ``None`` for
     a platform using destination charges. ``idempotency_prefix`` namespaces every key, for
     several databases (staging, a developer's laptop) sharing one Stripe account: their
-    booking and payout ids collide, their keys must not.
+    booking and payout ids collide, their keys must not. ``api_base``: reach Stripe's API
+    somewhere else (``stripe-mock``, an emulator, an egress proxy); ignored with ``client``.
     """
 
     def __init__(
@@ -700,6 +714,7 @@ class StripeGateway:
         stripe_account: str | None = None,
         idempotency_prefix: str = "",
         page_size: int = _PAGE_SIZE,
+        api_base: str | None = None,
     ) -> None:
         if client is None:
             key = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
@@ -708,7 +723,11 @@ class StripeGateway:
                     "StripeGateway needs a Stripe secret key (sk_live_... or sk_test_...); "
                     "set STRIPE_SECRET_KEY or pass a client"
                 )
-            client = stripe.StripeClient(key, max_network_retries=max_network_retries)
+            client = stripe.StripeClient(
+                key,
+                max_network_retries=max_network_retries,
+                base_addresses={"api": api_base} if api_base else None,
+            )
         if not 1 <= page_size <= 100:
             raise ConfigurationError("page_size must be between 1 and 100 (Stripe's limit)")
         self._client = client
@@ -718,7 +737,8 @@ class StripeGateway:
 
     @classmethod
     def from_config(cls, config: MentorpayConfig, **kwargs: Any) -> StripeGateway:
-        """A gateway using ``config.stripe_secret_key``."""
+        """A gateway using ``config.stripe_secret_key`` and ``config.stripe_api_base``."""
+        kwargs.setdefault("api_base", config.stripe_api_base)
         return cls(config.stripe_secret_key, **kwargs)
 
     # -- plumbing -------------------------------------------------------------------------------

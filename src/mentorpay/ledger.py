@@ -788,25 +788,38 @@ class LedgerService:
 
         return self._run(conn, do)
 
-    def release_due(self, now: datetime | None = None, *, batch: int = 500) -> list[Posting]:
-        """Release every payment whose hold period has elapsed, one transaction per payment."""
+    def release_due(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = 500,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[Posting]:
+        """Release every payment whose hold period has elapsed, one transaction per payment.
+
+        ``progress(done, total, "releasing")`` is called after each payment (the total is
+        counted once at the start, only when ``progress`` is given)."""
         cutoff = now or self._clock()
         if cutoff.tzinfo is None:
             raise InvalidRequestError("release_due needs an aware datetime (tzinfo=UTC)")
+        due = and_(
+            _payments.c.released_at.is_(None),
+            _payments.c.release_due_at.is_not(None),
+            _payments.c.release_due_at <= cutoff,
+        )
+        total = done = 0
+        if progress is not None:
+            with read_connection(self._engine) as c:
+                total = c.execute(
+                    select(func.count()).select_from(_payments).where(due)
+                ).scalar_one()
         released: list[Posting] = []
         last_id = 0
         while True:
             with read_connection(self._engine) as c:
                 rows = c.execute(
                     select(_payments.c.id, _payments.c.payment_intent_id)
-                    .where(
-                        and_(
-                            _payments.c.released_at.is_(None),
-                            _payments.c.release_due_at.is_not(None),
-                            _payments.c.release_due_at <= cutoff,
-                            _payments.c.id > last_id,
-                        )
-                    )
+                    .where(and_(due, _payments.c.id > last_id))
                     .order_by(_payments.c.id)
                     .limit(batch)
                 ).all()
@@ -816,6 +829,9 @@ class LedgerService:
                 posting = self.release_payment(row.payment_intent_id)
                 if posting.created:
                     released.append(posting)
+                if progress is not None:
+                    done += 1
+                    progress(done, max(total, done), "releasing")
             last_id = rows[-1].id
 
     # -- payments parked for review ------------------------------------------------------------

@@ -77,6 +77,12 @@ logger = logging.getLogger("mentorpay.reconcile")
 
 ReconcileKind = Literal["payments", "refunds", "disputes", "transfers"]
 RECONCILE_KINDS: Final[tuple[ReconcileKind, ...]] = ("payments", "refunds", "disputes", "transfers")
+
+
+def _no_progress(done: int, total: int, label: str) -> None:
+    del done, total, label
+
+
 ProblemKind = Literal["missing_in_ledger", "missing_in_stripe", "amount_mismatch"]
 
 _METADATA_KEYS: Final = ("booking_id", "mentor_id", "mentee_id")
@@ -279,10 +285,19 @@ class Reconciler:
     # -- entry point ----------------------------------------------------------------------------
 
     def run(
-        self, since: datetime, until: datetime | None = None, *, apply: bool = False
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        apply: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
     ) -> ReconcileReport:
         """Compare the period ``[since, until)`` (until defaults to now); with ``apply``,
-        record what the ledger lacks. Stripe errors propagate as ``GatewayError``."""
+        record what the ledger lacks. Stripe errors propagate as ``GatewayError``.
+
+        ``progress(done, total, label)`` follows the four comparisons ("reconciling") and
+        then the facts applied ("applying")."""
+        report_progress = progress or _no_progress
         end = until if until is not None else self._clock()
         for name, value in (("since", since), ("until", end)):
             if value.tzinfo is None:
@@ -291,11 +306,21 @@ class Reconciler:
             raise InvalidRequestError("until must be after since")
         kinds: dict[ReconcileKind, KindReport] = {kind: KindReport() for kind in RECONCILE_KINDS}
         events: list[tuple[Discrepancy, Mapping[str, Any]]] = []
+        stages = len(RECONCILE_KINDS)
+        report_progress(0, stages, "reconciling")
         ours = self._payments(since, end, kinds["payments"], events)
+        report_progress(1, stages, "reconciling")
         self._refunds(since, end, ours, kinds["refunds"], events)
+        report_progress(2, stages, "reconciling")
         self._disputes(since, end, ours, kinds["disputes"], events)
+        report_progress(3, stages, "reconciling")
         self._transfers(since, end, kinds["transfers"], events)
-        applied = [self._apply(d, obj) for d, obj in events] if apply else []
+        report_progress(stages, stages, "reconciling")
+        applied: list[AppliedEvent] = []
+        if apply:
+            for done, (item, obj) in enumerate(events, start=1):
+                applied.append(self._apply(item, obj))
+                report_progress(done, len(events), "applying")
         report = ReconcileReport(since, end, apply, kinds, applied)
         logger.info(
             "reconciled %s .. %s: %d differences, %d events applied",

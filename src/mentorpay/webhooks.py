@@ -585,8 +585,10 @@ class WebhookProcessor:
                 logger.warning("replay of %s failed again: %s", event_id, exc.message)
         return results
 
-    def list_events(self, status: str | None = None, limit: int = 100) -> list[InboxEvent]:
-        """Stored events, newest first, optionally only those with one status."""
+    def list_events(
+        self, status: str | None = None, limit: int = 100, *, event_type: str | None = None
+    ) -> list[InboxEvent]:
+        """Stored events, newest first, optionally only those with one status and/or type."""
         if not 1 <= limit <= 10_000:
             raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
         if status is not None and status not in INBOX_STATUSES:
@@ -606,6 +608,8 @@ class WebhookProcessor:
         )
         if status is not None:
             query = query.where(_inbox.c.status == status)
+        if event_type is not None:
+            query = query.where(_inbox.c.type == event_type)
         query = query.order_by(_inbox.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
