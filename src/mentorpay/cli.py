@@ -17,6 +17,7 @@ fake gateway, loads it, inside its own command.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from tqdm import tqdm
 from mentorpay._tables import BALANCE_HEADERS, balance_rows, table
 from mentorpay._version import __version__
 from mentorpay.app import MentorPay
-from mentorpay.bookings import BookingInfo
+from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.config import DEFAULT_DATABASE_URL, MentorpayConfig, hide_password
 from mentorpay.db import make_engine
 from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
@@ -169,13 +170,30 @@ def _engine(args: argparse.Namespace) -> Engine:
     return engine
 
 
-def _facade(args: argparse.Namespace) -> MentorPay:
+def _host_bookings(spec: str | None) -> BookingSource:
+    """The host's BookingSource from ``module:attribute`` (an instance or a factory)."""
+    if not spec:
+        return _NoBookings()
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise InvalidRequestError(f"--bookings takes MODULE:ATTRIBUTE, got {spec!r}")
+    try:
+        found: Any = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load the booking source {spec!r}: {exc}") from None
+    source = found if hasattr(found, "get_booking") else found()
+    if not isinstance(source, BookingSource):
+        raise ConfigurationError(f"{spec} is not a BookingSource (it has no get_booking)")
+    return source
+
+
+def _facade(args: argparse.Namespace, bookings: BookingSource | None = None) -> MentorPay:
     env = dict(os.environ)
     env.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_cli_never_verifies_signatures")
     env["MENTORPAY_DATABASE_URL"] = _database_url(args)
     config = MentorpayConfig.from_env(env)
     gateway = None if config.stripe_secret_key else cast(PaymentGateway, _NoGateway())
-    return MentorPay(config, _engine(args), bookings=_NoBookings(), gateway=gateway)
+    return MentorPay(config, _engine(args), bookings=bookings or _NoBookings(), gateway=gateway)
 
 
 def _missing_table(exc: BaseException) -> bool:
@@ -444,6 +462,44 @@ def cmd_refund(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_payments_review(args: argparse.Namespace, out: Output) -> int:
+    """List payments parked on the suspense account for an operator."""
+    mp = _facade(args)
+    try:
+        queue = mp.payments.review_queue(args.limit)
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(
+            out,
+            [{**p.as_dict(), "review_reason": p.review_reason} for p in queue],
+        )
+        return EXIT_OK
+    if not queue:
+        out.line("no payment needs review")
+        return EXIT_OK
+    for p in queue:
+        out.line(f"{p.payment_intent_id}  booking {p.booking_id}  {p.gross}  {p.review_reason}")
+    return EXIT_OK
+
+
+def cmd_payments_resolve(args: argparse.Namespace, out: Output) -> int:
+    """Credit the booking's mentor with a reviewed payment, or refund it through Stripe."""
+    spec = args.bookings or os.environ.get("MENTORPAY_BOOKINGS")
+    if args.action == "credit" and not spec:
+        raise InvalidRequestError(
+            "crediting needs your application's bookings: pass --bookings MODULE:ATTRIBUTE "
+            "(or set MENTORPAY_BOOKINGS) naming your BookingSource"
+        )
+    mp = _facade(args, _host_bookings(spec))
+    try:
+        record = mp.payments.resolve(args.payment_intent, action=args.action)
+    finally:
+        mp.engine.dispose()
+    out.line(f"{record.payment_intent_id} is now {record.status}")
+    return EXIT_OK
+
+
 def cmd_release_due(args: argparse.Namespace, out: Output) -> int:
     """Release every payment whose hold period has elapsed (run it from cron)."""
     mp = _facade(args)
@@ -524,7 +580,8 @@ PAYOUT_STATUSES = ["requested", "approved", "processing", "paid", "failed", "can
 ENVIRONMENT = """environment:
   MENTORPAY_DATABASE_URL  the database when --url is not given (default sqlite:///mentorpay.db)
   STRIPE_SECRET_KEY       needed by commands that call Stripe (refund, execute, reconcile)
-  STRIPE_API_BASE         reach Stripe's API elsewhere (stripe-mock, an emulator, a proxy)"""
+  STRIPE_API_BASE         reach Stripe's API elsewhere (stripe-mock, an emulator, a proxy)
+  MENTORPAY_BOOKINGS      MODULE:ATTRIBUTE of your BookingSource (to credit a reviewed payment)"""
 
 
 def command(
@@ -672,6 +729,27 @@ def _add_refund(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
+def _add_payments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    actions = group(commands, "payments", "payments parked for review (suspense account)")
+    review = command(actions, "review", "list payments that need review", cmd_payments_review)
+    review.add_argument("--limit", type=int, default=100, help="at most this many (oldest first)")
+    review.add_argument("--json", action="store_true", help=JSON_HELP)
+    resolve = command(
+        actions, "resolve", "credit or refund a payment under review", cmd_payments_resolve
+    )
+    resolve.add_argument("payment_intent", help="the payment's PaymentIntent id (pi_...)")
+    resolve.add_argument(
+        "--action",
+        required=True,
+        choices=["credit", "refund"],
+        help="credit the booking's mentor with what was paid, or refund the payer in full",
+    )
+    resolve.add_argument(
+        "--bookings",
+        help="MODULE:ATTRIBUTE of your BookingSource (needed to credit; or MENTORPAY_BOOKINGS)",
+    )
+
+
 def _add_release_due(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     due = command(
         commands,
@@ -708,6 +786,7 @@ SECTIONS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_events,
     _add_payouts,
     _add_refund,
+    _add_payments,
     _add_release_due,
     _add_stats,
     _add_reconcile,
