@@ -270,8 +270,12 @@ class CheckoutSession(Base):
     """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated.
 
     Status: ``creating`` (claimed before calling Stripe; kept when Stripe's answer was lost so
-    the retry replays the same idempotent request), ``open``, ``complete``, ``expired``, and
-    ``abandoned`` (its idempotency key conflicted; the next attempt uses a fresh key).
+    the retry replays the same idempotent request), ``open``, ``awaiting_payment`` (completed
+    with a delayed payment method that has not settled: no second checkout meanwhile),
+    ``complete``, ``payment_failed`` (the delayed payment failed: the booking is free again),
+    ``expired``, and ``abandoned`` (its idempotency key conflicted; the next attempt uses a
+    fresh key). Its booking, mentor, mentee, amount and currency are what mentorpay asked Stripe
+    to charge: the webhook credits a payment of this session only when they agree.
     """
 
     __tablename__ = "mentorpay_checkout_sessions"

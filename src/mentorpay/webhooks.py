@@ -42,23 +42,35 @@ blocking its payment forever. Events deferred on a payment that turns out not to
 mentorpay's (no booking metadata) are marked ``ignored``; a refund of such a payment arriving
 after it stays ``deferred`` (``list_events(status="deferred")`` shows them).
 
+Origin: before any handler runs, an event from the other Stripe mode (``livemode`` differing
+from ``config.livemode``) or from a connected account (``account`` set) is stored ``ignored``
+with its reason and moves no money (``account.updated`` excepted: it moves none anyway).
+
 Payments: ``checkout.session.completed`` credits only when ``payment_status`` is ``paid`` (an
-``unpaid`` session is answered ``success`` and waits for ``async_payment_succeeded``); the
-booking, mentor and mentee come from the object's metadata, and a payment without them is
-answered ``ignored``. ``payment_failed`` effects are sent once per failure event (each failed
-attempt of a payment intent is its own event).
+``unpaid`` session marks mentorpay's row ``awaiting_payment`` and waits for
+``async_payment_succeeded``; ``async_payment_failed`` marks it ``payment_failed``). Metadata only
+locates the booking: who is credited and how much come from mentorpay's own checkout row, else
+from the host's ``BookingSource`` (:mod:`mentorpay.payment_truth`). A payment that disagrees is
+recorded on the platform's suspense account and answered ``needs_review``; one that names no
+booking and matches no checkout row is answered ``ignored``. ``payment_failed`` effects are
+sent once per failure event (each failed attempt of a payment intent is its own event).
 
-Disputes (``charge.dispute.closed``), following Stripe's statuses: ``won`` releases the held
-share; ``lost`` reverses the disputed amount like a refund; ``warning_closed`` (an inquiry that
-never became a chargeback) and ``prevented`` (no funds were withdrawn) release the hold like a
-win. A ``closed`` event arriving before its ``created`` event first opens the dispute, so the
-late ``created`` finds its business key taken and changes nothing.
+Disputes (``charge.dispute.closed``), following Stripe's statuses, each dispute id with its own
+hold: ``won`` releases that hold; ``lost`` reverses the disputed amount like a refund;
+``warning_closed`` (an inquiry that never became a chargeback) and ``prevented`` (no funds were
+withdrawn) release the hold like a win. A ``closed`` event arriving before its ``created`` event
+first opens the dispute, so the late ``created`` finds it open and changes nothing.
+``charge.dispute.funds_withdrawn`` / ``funds_reinstated`` are recorded and ignored: the hold at
+``created`` and the outcome at ``closed`` already account for the money they describe.
 
-Failures: any exception in a handler rolls back the whole transaction; the failure is then
-recorded on the inbox row in a second, small transaction (status ``failed``, ``attempts``
-incremented, ``last_error``) and :class:`~mentorpay.errors.WebhookProcessingError` (500) is
-raised so Stripe retries. A field a handler needs but cannot read raises
-:class:`~mentorpay.errors.WebhookPayloadError` (400) and is recorded the same way.
+Failures: any exception in a handler rolls back the whole transaction. A typed
+:class:`~mentorpay.errors.MentorpayError` (a field the handler cannot use, a refund in another
+currency than its payment) is about the event itself, so retrying cannot help: the event is
+recorded ``rejected`` with its reason, answered 200 so Stripe stops retrying, and an
+``event_rejected`` effect tells the host; ``replay`` applies it after a fix. A transient
+failure (busy, deadlock, lost database) or an unexpected exception (a bug a deploy may fix) is
+recorded ``failed`` in a second, small transaction and answered 5xx so Stripe retries
+(:class:`~mentorpay.errors.WebhookProcessingError`, 500).
 
 After-commit callbacks (:meth:`WebhookProcessor.on`) run in the calling thread after commit,
 once per business effect, never for a duplicate or a rolled-back attempt. A raising callback is
