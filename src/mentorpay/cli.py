@@ -9,6 +9,7 @@ so ``STRIPE_WEBHOOK_SECRET`` is optional here.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -25,8 +26,10 @@ from mentorpay.db import make_engine
 from mentorpay.demo import run_demo
 from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
 from mentorpay.gateway import PaymentGateway
+from mentorpay.inbox import parse_duration
 from mentorpay.ledger import LedgerService
 from mentorpay.migrations import upgrade
+from mentorpay.outbox import Outbox
 from mentorpay.testing import InMemoryBookings
 
 __all__ = ["main"]
@@ -151,16 +154,22 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_events_list(args: argparse.Namespace, out: Output) -> int:
-    """The webhook inbox, newest first."""
+    """The webhook inbox, newest first (``--stale``: old deferred events, oldest first)."""
     mp = _facade(args)
     try:
-        events = mp.webhooks.list_events(status=args.status, limit=args.limit)
+        if args.stale:
+            events = mp.inbox.stale(parse_duration(args.older_than), limit=args.limit)
+        else:
+            events = mp.webhooks.list_events(status=args.status, limit=args.limit)
     finally:
         mp.engine.dispose()
     if args.json:
         _print_json(out, [e.as_dict() for e in events])
         return EXIT_OK
     if not events:
+        if args.stale:
+            out.line(f"no deferred events older than {args.older_than}")
+            return EXIT_OK
         out.line("no stored events" + (f" with status {args.status}" if args.status else ""))
         return EXIT_OK
     rows: list[list[object]] = [
@@ -294,7 +303,128 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
         f"checkout: {funnel.created} sessions, {funnel.completed} paid, {funnel.expired} expired"
         f" (conversion {_percent(funnel.conversion_bps)})"
     )
+    out.line(
+        f"operations: {report.stale_deferred} deferred event(s) older than 7 days"
+        f" (mentorpay events list --stale), {report.outbox_pending} effect(s) pending in the"
+        " outbox (mentorpay outbox run)"
+    )
     return EXIT_OK
+
+
+# -- operations: inbox retention and the outbox -------------------------------------------------
+
+
+def cmd_events_prune(args: argparse.Namespace, out: Output) -> int:
+    """Drop the payloads of old processed/ignored events (dry run unless --apply)."""
+    mp = _facade(args)
+    try:
+        report = mp.inbox.prune(
+            parse_duration(args.older_than),
+            apply=args.apply,
+            progress=lambda done, total: out.progress(done, total, "pruning"),
+        )
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, report.as_dict())
+        return EXIT_OK
+    verb = "pruned" if report.applied else "would prune"
+    out.line(
+        f"{verb} {report.events} event payload(s) ({report.payload_chars} characters) processed"
+        f" before {report.cutoff.isoformat()}; {report.outbox} delivered outbox row(s),"
+        f" {report.sent_messages} sent-message record(s)"
+    )
+    if not report.applied:
+        out.line("dry run: nothing changed; pass --apply to prune")
+    return EXIT_OK
+
+
+def _load_app(spec: str) -> Outbox:
+    """``module:attribute``: the host's MentorPay (or a callable returning it) or an Outbox."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidRequestError(f"--app must be module:attribute, not {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if callable(target) and not isinstance(target, MentorPay | Outbox):
+        target = target()
+    if isinstance(target, MentorPay):
+        return target.outbox
+    if isinstance(target, Outbox):
+        return target
+    raise ConfigurationError(f"{spec} is neither a MentorPay nor an Outbox")
+
+
+def cmd_outbox_run(args: argparse.Namespace, out: Output) -> int:
+    """Deliver pending effects through the host's callbacks (from --app)."""
+    if not args.app:
+        mp = _facade(args)
+        try:
+            stats = mp.outbox.stats()
+        finally:
+            mp.engine.dispose()
+        if args.json:
+            _print_json(out, stats.as_dict())
+        else:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.pending_by_kind.items()))
+            out.line(f"{stats.pending} effect(s) pending" + (f" ({kinds})" if kinds else ""))
+        if stats.pending:
+            out.error(
+                "nothing delivered: the callbacks live in your application; pass "
+                "--app module:attribute naming its MentorPay (or a function returning it)"
+            )
+            return EXIT_PROBLEMS
+        return EXIT_OK
+    outbox = _load_app(args.app)
+    report = outbox.deliver_pending(limit=args.limit)
+    if args.json:
+        _print_json(out, report.as_dict())
+    else:
+        out.line(
+            f"delivered {report.delivered} effect(s), {report.failed} failed;"
+            f" {report.pending} pending"
+        )
+    return EXIT_PROBLEMS if report.failed else EXIT_OK
+
+
+def _add_operations_commands(
+    sub: Any, events_sub: Any, ev_list: argparse.ArgumentParser, url_help: str
+) -> None:
+    ev_list.add_argument(
+        "--stale", action="store_true", help="only deferred events older than --older-than"
+    )
+    ev_list.add_argument(
+        "--older-than", default="7d", help="age for --stale, e.g. 7d, 12h (default 7d)"
+    )
+    prune = events_sub.add_parser(
+        "prune", help="drop payloads of old processed/ignored events (dry run by default)"
+    )
+    prune.add_argument(
+        "--older-than", required=True, help="retention window, e.g. 90d, 12w (at least 1d)"
+    )
+    prune.add_argument("--apply", action="store_true", help="prune (default: only count)")
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
+    prune.add_argument("--url", help=url_help)
+    prune.set_defaults(func=cmd_events_prune)
+
+    outbox = sub.add_parser("outbox", help="effects for the host's callbacks")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    run = outbox_sub.add_parser("run", help="deliver pending effects (at least once)")
+    run.add_argument(
+        "--app",
+        help="module:attribute of your MentorPay (or a function returning it), whose "
+        "callbacks deliver; without it, only report what is pending",
+    )
+    run.add_argument("--limit", type=int, help="deliver at most this many effects")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--url", help=url_help + "; ignored with --app")
+    run.set_defaults(func=cmd_outbox_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_list.add_argument("--json", action="store_true")
     ev_list.add_argument("--url", help=url_help)
     ev_list.set_defaults(func=cmd_events_list)
+    _add_operations_commands(sub, events_sub, ev_list, url_help)
     replay = events_sub.add_parser("replay", help="run stored events through the handlers again")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--failed", action="store_true", help="every failed event")

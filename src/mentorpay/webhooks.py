@@ -418,7 +418,7 @@ class WebhookProcessor:
     """
 
     #: Deferred events applied per transaction (the payment's own, then follow-ups).
-    drain_batch: int = 200
+    drain_batch: int = 100
 
     def __init__(
         self,
