@@ -331,26 +331,42 @@ class Outbox:
         return rows
 
     def _mark(self, done: Sequence[str], failed: Sequence[tuple[str, str]]) -> None:
+        """Record delivery outcomes in a transaction of their own, without waiting for disk.
+
+        A mark lost to a crash only means a redelivery, which the effect id makes harmless; so
+        this commit does not flush (PostgreSQL: ``synchronous_commit`` off for it; SQLite:
+        ``synchronous=NORMAL`` for it), which keeps the webhook path at one durable commit.
+        """
         o = _outbox.c
-
-        def do(conn: Connection) -> None:
-            now = self._clock()
-            if done:
-                conn.execute(
-                    update(_outbox)
-                    .where(o.effect_id.in_(list(done)), o.status == "pending")
-                    .values(status="delivered", delivered_at=now, claimed_until=None)
-                )
-            for effect_id, error in failed:
-                # Unclaimed at once: the next deliver_pending run retries it.
-                conn.execute(
-                    update(_outbox)
-                    .where(o.effect_id == effect_id, o.status == "pending")
-                    .values(last_error=error, claimed_until=None)
-                )
-
+        now = self._clock()
         try:
-            run_in_transaction(self._engine, do, retries=self._retries)
+            with self._engine.connect() as conn:
+                driver: Any = conn.connection.driver_connection
+                restore: int | None = None
+                if conn.dialect.name == "sqlite":
+                    # Outside any transaction: the pragma applies to this connection's commits.
+                    restore = int(driver.execute("PRAGMA synchronous").fetchone()[0])
+                    driver.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        if conn.dialect.name == "postgresql":
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        if done:
+                            conn.execute(
+                                update(_outbox)
+                                .where(o.effect_id.in_(list(done)), o.status == "pending")
+                                .values(status="delivered", delivered_at=now, claimed_until=None)
+                            )
+                        for effect_id, error in failed:
+                            # Unclaimed at once: the next deliver_pending run retries it.
+                            conn.execute(
+                                update(_outbox)
+                                .where(o.effect_id == effect_id, o.status == "pending")
+                                .values(last_error=error, claimed_until=None)
+                            )
+                finally:
+                    if restore is not None:
+                        driver.execute(f"PRAGMA synchronous={restore}")
         except Exception:
             # Left pending and claimed: redelivered when the claim runs out (at least once).
             logger.exception("could not mark %d outbox effect(s)", len(done) + len(failed))
