@@ -344,6 +344,9 @@ def _load_app(spec: str) -> Outbox:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise InvalidRequestError(f"--app must be module:attribute, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        # Like `flask --app`: the host's modules are importable from where the command runs.
+        sys.path.insert(0, os.getcwd())
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
