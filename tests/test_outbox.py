@@ -344,3 +344,27 @@ def test_outbox_run_delivers_through_the_hosts_app(
     assert code == 0, err.getvalue()
     assert "delivered 1 effect(s), 0 failed; 0 pending" in out.getvalue()
     assert len(mailer.messages) == 2
+
+
+def test_marking_leaves_sqlite_connections_fully_synchronous(tmp_path: Path) -> None:
+    """The non-durable mark commit restores synchronous=FULL before the connection is reused."""
+    from sqlalchemy import event
+
+    from mentorpay.testing import sqlite_engine
+
+    engine = sqlite_engine(tmp_path)
+    levels: list[int] = []
+
+    def on_checkin(dbapi_connection: Any, record: Any) -> None:
+        levels.append(int(dbapi_connection.execute("PRAGMA synchronous").fetchone()[0]))
+
+    event.listen(engine, "checkin", on_checkin)
+    try:
+        mp = facade(engine)
+        mp.send_receipts(OutboxMailer(), ADDRESSES.get)
+        assert deliver(mp, paid_event()) == "success"
+        assert outbox_rows(engine)[0]["status"] == "delivered"
+    finally:
+        event.remove(engine, "checkin", on_checkin)
+        engine.dispose()
+    assert levels and set(levels) == {2}  # 2 = FULL
