@@ -8,14 +8,16 @@ never added across currencies, and computed with aggregate queries over mentorpa
   captured, and how much of them was later reversed (refunds, lost disputes);
 - disputes among those payments (open and lost);
 - Checkout conversion: sessions created in the period that were paid, over all sessions
-  created in it that reached Stripe.
+  created in it that reached Stripe;
+- operations, as of now rather than of the period: deferred events waiting longer than
+  ``stale_after`` (their payment may never come) and effects still pending in the outbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, select
@@ -24,7 +26,9 @@ from mentorpay._clock import utcnow
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
 from mentorpay.models import checkout_sessions_table as _sessions
+from mentorpay.models import outbox_table as _outbox
 from mentorpay.models import payments_table as _payments
+from mentorpay.models import webhook_events_table as _inbox
 from mentorpay.money import Money
 
 __all__ = ["AnalyticsReport", "AnalyticsService", "CheckoutFunnel", "CurrencySummary"]
@@ -104,6 +108,10 @@ class AnalyticsReport:
     until: datetime
     currencies: list[CurrencySummary]
     checkout: CheckoutFunnel
+    #: Deferred events older than the stale threshold (now, not of the period).
+    stale_deferred: int = 0
+    #: Effects not yet delivered to the host's callbacks (now).
+    outbox_pending: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (``mentorpay stats --json``)."""
@@ -112,6 +120,10 @@ class AnalyticsReport:
             "until": self.until.isoformat(),
             "currencies": [c.as_dict() for c in self.currencies],
             "checkout": self.checkout.as_dict(),
+            "operations": {
+                "stale_deferred": self.stale_deferred,
+                "outbox_pending": self.outbox_pending,
+            },
         }
 
 
@@ -122,7 +134,13 @@ class AnalyticsService:
         self._engine = engine
         self._clock = clock
 
-    def summary(self, since: datetime, until: datetime | None = None) -> AnalyticsReport:
+    def summary(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        stale_after: timedelta = timedelta(days=7),
+    ) -> AnalyticsReport:
         """Metrics of payments and checkouts created in ``[since, until)`` (until: now)."""
         end = until or self._clock()
         if since.tzinfo is None or end.tzinfo is None:
@@ -163,9 +181,15 @@ class AnalyticsService:
             func.coalesce(func.sum(case((s.status == "complete", 1), else_=0)), 0),
             func.coalesce(func.sum(case((s.status == "expired", 1), else_=0)), 0),
         ).where(session_period)
+        stale_query = select(func.count()).where(
+            _inbox.c.status == "deferred", _inbox.c.created_at < self._clock() - stale_after
+        )
+        pending_query = select(func.count()).where(_outbox.c.status == "pending")
         with read_connection(self._engine) as conn:
             rows = conn.execute(payments_query).all()
             created, completed, expired = conn.execute(funnel_query).one()
+            stale = int(conn.execute(stale_query).scalar_one())
+            pending = int(conn.execute(pending_query).scalar_one())
         currencies = [
             CurrencySummary(
                 currency=cur,
@@ -193,4 +217,4 @@ class AnalyticsService:
             ) in rows
         ]
         funnel = CheckoutFunnel(int(created), int(completed), int(expired))
-        return AnalyticsReport(since, end, currencies, funnel)
+        return AnalyticsReport(since, end, currencies, funnel, stale, pending)

@@ -23,6 +23,7 @@ from mentorpay.db import coerce_engine, make_engine
 from mentorpay.errors import ConfigurationError, NotAuthorizedError
 from mentorpay.events import Effect, EffectKind
 from mentorpay.gateway import PaymentGateway, StripeGateway
+from mentorpay.inbox import Inbox
 from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord
 from mentorpay.migrations import upgrade
 from mentorpay.models import metadata
@@ -73,8 +74,11 @@ class MentorPay:
         )
         if config.refund_duplicate_payments:
             self.webhooks.on("payment_needs_review", self.payments.refund_duplicate)
+        #: Effects for the host, stored with each ledger change (``deliver_pending`` after a crash).
+        self.outbox = self.webhooks.outbox
+        self.inbox = Inbox(self.engine, clock=clock, retries=config.db_retries)
         self.payouts = PayoutService(
-            config, self.engine, self.ledger, gateway, clock=clock, emit=self.webhooks.emit
+            config, self.engine, self.ledger, gateway, clock=clock, outbox=self.outbox
         )
         for event_type, handler in self.payouts.webhook_handlers().items():
             self.webhooks.register(event_type, handler)
@@ -113,7 +117,7 @@ class MentorPay:
 
     def send_receipts(self, mailer: Mailer, contacts: ContactLookup) -> None:
         """Email receipts and notices through the host's mailer (see mentorpay.notifications)."""
-        install_receipts(self.webhooks, self.ledger, mailer, contacts)
+        install_receipts(self.webhooks, self.ledger, mailer, contacts, engine=self.engine)
 
     # -- queries for the API ------------------------------------------------------------------
 

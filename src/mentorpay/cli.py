@@ -44,9 +44,11 @@ from mentorpay.config import DEFAULT_DATABASE_URL, MentorpayConfig, hide_passwor
 from mentorpay.db import make_engine
 from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
 from mentorpay.gateway import REFUND_REASONS, PaymentGateway
+from mentorpay.inbox import parse_duration
 from mentorpay.ledger import LedgerService
 from mentorpay.migrations import VERSION_TABLE, alembic_config, upgrade
 from mentorpay.money import Money, normalize_currency
+from mentorpay.outbox import Outbox
 
 __all__ = ["build_parser", "main"]
 
@@ -340,16 +342,24 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_events_list(args: argparse.Namespace, out: Output) -> int:
-    """The webhook inbox, newest first."""
+    """The webhook inbox, newest first (``--stale``: old deferred events, oldest first)."""
     mp = _facade(args)
     try:
-        events = mp.webhooks.list_events(status=args.status, limit=args.limit, event_type=args.type)
+        if args.stale:
+            events = mp.inbox.stale(parse_duration(args.older_than), limit=args.limit)
+        else:
+            events = mp.webhooks.list_events(
+                status=args.status, limit=args.limit, event_type=args.type
+            )
     finally:
         mp.engine.dispose()
     if args.json:
         _print_json(out, [e.as_dict() for e in events])
         return EXIT_OK
     if not events:
+        if args.stale:
+            out.line(f"no deferred events older than {args.older_than}")
+            return EXIT_OK
         what = [f"with status {args.status}"] if args.status else []
         what += [f"of type {args.type}"] if args.type else []
         out.line(" ".join(["no stored events", *what]))
@@ -565,7 +575,97 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
         f"checkout: {funnel.created} sessions, {funnel.completed} paid, {funnel.expired} expired"
         f" (conversion {_percent(funnel.conversion_bps)})"
     )
+    out.line(
+        f"operations: {report.stale_deferred} deferred event(s) older than 7 days"
+        f" (mentorpay events list --stale), {report.outbox_pending} effect(s) pending in the"
+        " outbox (mentorpay outbox run)"
+    )
     return EXIT_OK
+
+
+# -- operations: inbox retention and the outbox -------------------------------------------------
+
+
+def cmd_events_prune(args: argparse.Namespace, out: Output) -> int:
+    """Drop the payloads of old processed/ignored events (dry run unless --apply)."""
+    mp = _facade(args)
+    try:
+        report = mp.inbox.prune(
+            parse_duration(args.older_than),
+            apply=args.apply,
+            progress=lambda done, total: out.progress(done, total, "pruning"),
+        )
+    finally:
+        mp.engine.dispose()
+    if args.json:
+        _print_json(out, report.as_dict())
+        return EXIT_OK
+    verb = "pruned" if report.applied else "would prune"
+    out.line(
+        f"{verb} {report.events} event payload(s) ({report.payload_chars} characters) processed"
+        f" before {report.cutoff.isoformat()}; {report.outbox} delivered outbox row(s),"
+        f" {report.sent_messages} sent-message record(s)"
+    )
+    if not report.applied:
+        out.line("dry run: nothing changed; pass --apply to prune")
+    return EXIT_OK
+
+
+def _load_app(spec: str) -> Outbox:
+    """``module:attribute``: the host's MentorPay (or a callable returning it) or an Outbox."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidRequestError(f"--app must be module:attribute, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        # Like `flask --app`: the host's modules are importable from where the command runs.
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if callable(target) and not isinstance(target, MentorPay | Outbox):
+        target = target()
+    if isinstance(target, MentorPay):
+        return target.outbox
+    if isinstance(target, Outbox):
+        return target
+    raise ConfigurationError(f"{spec} is neither a MentorPay nor an Outbox")
+
+
+def cmd_outbox_run(args: argparse.Namespace, out: Output) -> int:
+    """Deliver pending effects through the host's callbacks (from --app)."""
+    if not args.app:
+        mp = _facade(args)
+        try:
+            stats = mp.outbox.stats()
+        finally:
+            mp.engine.dispose()
+        if args.json:
+            _print_json(out, stats.as_dict())
+        else:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.pending_by_kind.items()))
+            out.line(f"{stats.pending} effect(s) pending" + (f" ({kinds})" if kinds else ""))
+        if stats.pending:
+            out.error(
+                "nothing delivered: the callbacks live in your application; pass "
+                "--app module:attribute naming its MentorPay (or a function returning it)"
+            )
+            return EXIT_PROBLEMS
+        return EXIT_OK
+    outbox = _load_app(args.app)
+    report = outbox.deliver_pending(limit=args.limit)
+    if args.json:
+        _print_json(out, report.as_dict())
+    else:
+        out.line(
+            f"delivered {report.delivered} effect(s), {report.failed} failed;"
+            f" {report.pending} pending"
+        )
+    return EXIT_PROBLEMS if report.failed else EXIT_OK
 
 
 # -- the parser -----------------------------------------------------------------------------------
@@ -648,12 +748,29 @@ def _add_events(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ev_list = command(actions, "list", "list stored webhook events, newest first", cmd_events_list)
     ev_list.add_argument(
         "--status",
-        choices=["processed", "ignored", "deferred", "failed"],
+        choices=["processed", "ignored", "deferred", "failed", "rejected"],
         help="only events with this status",
     )
     ev_list.add_argument("--type", help="only events of this type (e.g. charge.refunded)")
     ev_list.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ev_list.add_argument("--json", action="store_true", help=JSON_HELP)
+    ev_list.add_argument(
+        "--stale", action="store_true", help="only deferred events older than --older-than"
+    )
+    ev_list.add_argument(
+        "--older-than", default="7d", help="age for --stale, e.g. 7d, 12h (default 7d)"
+    )
+    prune = command(
+        actions,
+        "prune",
+        "drop payloads of old processed/ignored events (dry run by default)",
+        cmd_events_prune,
+    )
+    prune.add_argument(
+        "--older-than", required=True, help="retention window, e.g. 90d, 12w (at least 1d)"
+    )
+    prune.add_argument("--apply", action="store_true", help="prune (default: only count)")
+    prune.add_argument("--json", action="store_true", help=JSON_HELP)
     replay = command(
         actions, "replay", "run stored events through the handlers again", cmd_events_replay
     )
@@ -729,6 +846,18 @@ def _add_refund(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
+def _add_outbox(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    actions = group(commands, "outbox", "effects for the host's callbacks")
+    run = command(actions, "run", "deliver pending effects (at least once)", cmd_outbox_run)
+    run.add_argument(
+        "--app",
+        help="module:attribute of your MentorPay (or a function returning it), whose "
+        "callbacks deliver; without it, only report what is pending",
+    )
+    run.add_argument("--limit", type=int, help="deliver at most this many effects")
+    run.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def _add_payments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = group(commands, "payments", "payments parked for review (suspense account)")
     review = command(actions, "review", "list payments that need review", cmd_payments_review)
@@ -787,6 +916,7 @@ SECTIONS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_payouts,
     _add_refund,
     _add_payments,
+    _add_outbox,
     _add_release_due,
     _add_stats,
     _add_reconcile,

@@ -2,7 +2,8 @@
 
 A handler receives the open connection (it runs inside the event's transaction and never
 commits) and the parsed envelope, and returns a :class:`HandlerResult`. Business effects it
-reports are delivered to the host's callbacks after commit, once.
+reports are stored in the outbox in the same transaction and delivered to the host's callbacks
+after commit, at least once, each with a stable ``Effect.id``.
 """
 
 from __future__ import annotations
@@ -80,10 +81,17 @@ class EventEnvelope(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """A business effect committed by an event, for the host's after-commit callbacks."""
+    """A business effect committed by an event, for the host's after-commit callbacks.
+
+    ``id`` is stable across redeliveries (the outbox delivers at least once): the event id, the
+    kind and its index within the event's effects, or the ledger business key (payouts). Hosts
+    deduplicate on it. Handlers leave it empty; the processor fills it in before storing.
+    """
 
     kind: EffectKind
     data: dict[str, Any]
+    # Not part of equality: two records of one effect compare by what happened.
+    id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,10 @@ __all__ = [
     "LedgerEntry",
     "LedgerTransaction",
     "MentorBalance",
+    "OutboxEffect",
     "Payment",
     "PayoutRequest",
+    "SentMessage",
     "UTCDateTime",
     "WebhookEvent",
     "balances_table",
@@ -45,8 +47,10 @@ __all__ = [
     "disputes_table",
     "entries_table",
     "metadata",
+    "outbox_table",
     "payments_table",
     "payouts_table",
+    "sent_messages_table",
     "transactions_table",
     "webhook_events_table",
 ]
@@ -206,6 +210,41 @@ class WebhookEvent(Base):
     __table_args__ = (Index("ix_mentorpay_webhook_events_status_id", "status", "id"),)
 
 
+class OutboxEffect(Base):
+    """A business effect for the host's callbacks, written in the ledger change's transaction.
+
+    ``pending`` until every callback of its kind ran without raising, then ``delivered``.
+    ``claimed_until``: a deliverer working on it (the writer right after commit, or
+    ``deliver_pending``); others leave it alone until then, and take it over after a crash.
+    """
+
+    __tablename__ = "mentorpay_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: Stable across retries: the host deduplicates on it.
+    effect_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_mentorpay_outbox_status_id", "status", "id"),)
+
+
+class SentMessage(Base):
+    """Messages the ready-made mailer path sent, by Message-ID, so a redelivery skips them."""
+
+    __tablename__ = "mentorpay_sent_messages"
+
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    effect_id: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LedgerTransaction(Base):
     """One balanced journal transaction; its business key makes each effect happen once."""
 
@@ -305,3 +344,5 @@ transactions_table = cast(Table, LedgerTransaction.__table__)
 entries_table = cast(Table, LedgerEntry.__table__)
 checkout_sessions_table = cast(Table, CheckoutSession.__table__)
 disputes_table = cast(Table, Dispute.__table__)
+outbox_table = cast(Table, OutboxEffect.__table__)
+sent_messages_table = cast(Table, SentMessage.__table__)

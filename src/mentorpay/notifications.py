@@ -3,8 +3,15 @@
 The original application's "email notifications" next step. mentorpay does not send mail
 itself: the host passes a :class:`Mailer` (its SMTP client, SES, a task queue) and a way to look
 up a user's address. :func:`install_receipts` registers after-commit callbacks, so a message
-goes out exactly once per payment, refund, dispute or payout, never for a duplicate delivery or
-a rolled-back attempt; a mailer that raises is logged and undoes nothing.
+goes out once per payment, refund, dispute or payout, never for a duplicate delivery or a
+rolled-back attempt; a mailer that raises is logged, undoes nothing, and the effect stays in the
+outbox for ``deliver_pending`` to try again.
+
+Effects are delivered at least once (:mod:`mentorpay.outbox`), so each message carries a
+Message-ID derived from the effect's stable id, and with a database (``engine=``, which
+``mp.send_receipts`` passes) the ids of messages sent are recorded: a redelivered effect sends
+only the messages that did not go out. A crash between the mailer's ``send`` and that record
+can still repeat one message, with the same Message-ID, which mail systems deduplicate.
 
 Messages: a receipt to the mentee and an earnings note to the mentor when a payment succeeds; a
 refund notice to the mentee; a dispute notice to the mentor when one opens and when it closes;
@@ -13,17 +20,31 @@ a payout notice to the mentor when a payout settles.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from mentorpay._clock import utcnow
+from mentorpay.db import insert_for, read_connection, run_in_transaction
 from mentorpay.events import Effect
 from mentorpay.ledger import LedgerService
+from mentorpay.models import sent_messages_table as _sent
 from mentorpay.money import Money
 from mentorpay.webhooks import WebhookProcessor
 
-__all__ = ["ContactLookup", "EmailMessage", "Mailer", "install_receipts", "render"]
+__all__ = [
+    "ContactLookup",
+    "EmailMessage",
+    "Mailer",
+    "install_receipts",
+    "message_id_for",
+    "render",
+]
 
 logger = logging.getLogger("mentorpay.notifications")
 
@@ -38,6 +59,16 @@ class EmailMessage:
     to: str
     subject: str
     body: str
+    #: RFC 5322 Message-ID, stable across redeliveries of one effect (None: effect had no id).
+    message_id: str | None = None
+
+
+def message_id_for(effect: Effect, index: int) -> str | None:
+    """The Message-ID of the ``index``-th message an effect calls for (None without an id)."""
+    if not effect.id:
+        return None
+    digest = hashlib.sha256(f"{effect.id}#{index}".encode()).hexdigest()[:40]
+    return f"<{digest}@mentorpay>"
 
 
 @runtime_checkable
@@ -106,18 +137,69 @@ def render(effect: Effect, ledger: LedgerService) -> list[tuple[str, str, str]]:
     return []
 
 
+class _SentLog:
+    """Message-IDs already handed to the mailer: in the database when there is one."""
+
+    def __init__(self, engine: Engine | None) -> None:
+        self._engine = engine
+        self._seen: set[str] = set()
+
+    def seen(self, message_id: str) -> bool:
+        if message_id in self._seen:
+            return True
+        if self._engine is None:
+            return False
+        with read_connection(self._engine) as conn:
+            found = conn.execute(
+                select(_sent.c.message_id).where(_sent.c.message_id == message_id)
+            ).first()
+        return found is not None
+
+    def add(self, message_id: str, effect_id: str) -> None:
+        self._seen.add(message_id)
+        if self._engine is None:
+            return
+
+        def do(conn: Connection) -> None:
+            stmt = insert_for(conn, _sent).on_conflict_do_nothing(index_elements=["message_id"])
+            conn.execute(
+                stmt, {"message_id": message_id, "effect_id": effect_id, "sent_at": utcnow()}
+            )
+
+        try:
+            run_in_transaction(self._engine, do)
+        except Exception:
+            # Sent but not recorded: a redelivery may repeat it, with the same Message-ID.
+            logger.exception("could not record sent message %s", message_id)
+
+
 def install_receipts(
-    webhooks: WebhookProcessor, ledger: LedgerService, mailer: Mailer, contacts: ContactLookup
+    webhooks: WebhookProcessor,
+    ledger: LedgerService,
+    mailer: Mailer,
+    contacts: ContactLookup,
+    *,
+    engine: Engine | None = None,
 ) -> None:
-    """Send receipts and notices through ``mailer`` after each committed business effect."""
+    """Send receipts and notices through ``mailer`` after each committed business effect.
+
+    With ``engine``, messages already sent for an effect are skipped when it is redelivered.
+    """
+    sent = _SentLog(engine)
 
     def send(effect: Effect) -> None:
-        for user_id, subject, body in render(effect, ledger):
+        for index, (user_id, subject, body) in enumerate(render(effect, ledger)):
             address = contacts(user_id)
             if not address:
                 logger.info("no email address for user %s; %r not sent", user_id, subject)
                 continue
-            mailer.send(EmailMessage(address, subject, body))
+            message_id = message_id_for(effect, index)
+            if message_id is not None and sent.seen(message_id):
+                logger.info("message %s for effect %s already sent", message_id, effect.id)
+                continue
+            mailer.send(EmailMessage(address, subject, body, message_id))
+            if message_id is not None:
+                sent.add(message_id, effect.id)
 
     for kind in (
         "payment_succeeded",

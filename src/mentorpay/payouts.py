@@ -76,6 +76,7 @@ from mentorpay.ledger import LedgerService
 from mentorpay.models import balances_table as _balances
 from mentorpay.models import payouts_table as _payouts
 from mentorpay.money import Money, check_payout_amount
+from mentorpay.outbox import Outbox
 
 __all__ = [
     "PAYOUT_STATUSES",
@@ -212,6 +213,7 @@ class PayoutService:
         *,
         clock: Callable[[], datetime] = utcnow,
         emit: Callable[[list[Effect]], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -219,13 +221,24 @@ class PayoutService:
         self._gateway = gateway
         self._clock = clock
         # Settlements made here (manual mode, refused transfers) reach the host's after-commit
-        # callbacks through the same path as those settled by webhooks.
+        # callbacks through the same path as those settled by webhooks. With an outbox the
+        # effect is stored in the settling transaction, so a crash cannot lose it.
         self._emit = emit
+        self._outbox = outbox
+
+    def _stage(self, conn: Connection, view: PayoutView) -> PayoutView:
+        """In the settling transaction: store the payout_settled effect in the outbox."""
+        if self._outbox is not None and view.status in ("paid", "failed", "reversed"):
+            self._outbox.stage(conn, [self._effect(view)])
+        return view
 
     def _settled(self, view: PayoutView) -> PayoutView:
         """After commit: tell the host a payout settled (paid, failed or reversed)."""
-        if self._emit is not None and view.status in ("paid", "failed", "reversed"):
-            self._emit([self._effect(view)])
+        if view.status in ("paid", "failed", "reversed"):
+            if self._outbox is not None:
+                self._outbox.deliver([self._effect(view)])
+            elif self._emit is not None:
+                self._emit([self._effect(view)])
         return view
 
     def _tx(self, fn: Callable[[Connection], Any]) -> Any:
@@ -455,9 +468,10 @@ class PayoutService:
                     f"reference {reference!r} already records payout {clash.id}",
                     reference=reference,
                 )
-            return self._transition(
+            view = self._transition(
                 conn, row, "paid", reference=reference, settled_at=self._clock()
             )
+            return self._stage(conn, view)
 
         result: PayoutView = self._tx(do)
         return self._settled(result)
@@ -469,9 +483,10 @@ class PayoutService:
         def do(conn: Connection) -> PayoutView:
             row = self._row(conn, payout_id, lock=True)
             self._require_manual(row, "mark_failed")
-            return self._transition(
+            view = self._transition(
                 conn, row, "failed", failure_reason=reason, settled_at=self._clock()
             )
+            return self._stage(conn, view)
 
         result: PayoutView = self._tx(do)
         return self._settled(result)
@@ -491,7 +506,8 @@ class PayoutService:
 
             def do(conn: Connection) -> PayoutView:
                 row = self._row(conn, payout_id, lock=True)
-                return self._transition(conn, row, "reversed", failure_reason=reason)
+                view = self._transition(conn, row, "reversed", failure_reason=reason)
+                return self._stage(conn, view)
 
             result: PayoutView = self._tx(do)
             return self._settled(result)
@@ -691,6 +707,8 @@ class PayoutService:
 
     @staticmethod
     def _effect(view: PayoutView) -> Effect:
+        # Keyed like the ledger posting: a payout reaches each settled status once, whichever
+        # path (service call or transfer webhook) got there.
         return Effect(
             "payout_settled",
             {
@@ -701,6 +719,7 @@ class PayoutService:
                 "status": view.status,
                 "transfer_id": view.transfer_id,
             },
+            id=f"payout:{view.id}:{view.status}",
         )
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -788,9 +807,10 @@ class PayoutService:
         def do(conn: Connection) -> None:
             row = self._row(conn, payout_id, lock=True)
             if row.status == "processing" and row.transfer_id is None:
-                self._transition(
+                view = self._transition(
                     conn, row, "failed", failure_reason=exc.message, settled_at=self._clock()
                 )
+                self._stage(conn, view)
 
         self._tx(do)
 

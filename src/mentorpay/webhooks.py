@@ -31,7 +31,8 @@ cumulative amount refunded, a dispute by its id and phase).
 
 Out of order: a refund or dispute for a payment not recorded yet is stored ``deferred`` with
 ``waiting_for`` set to the payment intent, and answered 200. When the payment is recorded, the
-same transaction applies the rows waiting for it (in the order Stripe created the events).
+same transaction applies the rows waiting for it (in the order Stripe created the events), up
+to ``drain_batch`` of them; the rest follow right after commit in transactions of the same size.
 On PostgreSQL at READ COMMITTED a refund could decide "not recorded yet" while the payment's
 transaction is in flight, each invisible to the other; both sides therefore take a transaction-
 scoped advisory lock on the payment intent before that decision, so one of them always sees the
@@ -73,19 +74,21 @@ recorded ``failed`` in a second, small transaction and answered 5xx so Stripe re
 (:class:`~mentorpay.errors.WebhookProcessingError`, 500).
 
 After-commit callbacks (:meth:`WebhookProcessor.on`) run in the calling thread after commit,
-once per business effect, never for a duplicate or a rolled-back attempt. A raising callback is
-logged and changes nothing. They are in-process: a crash between commit and callback loses the
-callback, never the payment (the inbox and the ledger keep the facts).
+never for a duplicate or a rolled-back attempt. The effects they receive are written to the
+outbox (:mod:`mentorpay.outbox`) in the event's transaction, so a crash between commit and
+callback, or a raising callback (logged, changes nothing), leaves them pending for
+``outbox.deliver_pending()`` / ``mentorpay outbox run``: at least once, each with a stable
+``Effect.id`` to deduplicate on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,6 +139,7 @@ from mentorpay.models import checkout_sessions_table as _checkouts
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import webhook_events_table as _inbox
 from mentorpay.money import Money
+from mentorpay.outbox import Outbox, with_ids
 from mentorpay.payment_truth import Claim, Expected, disagreements
 
 __all__ = [
@@ -199,6 +203,8 @@ _TYPE_MAX = 128
 _ERROR_MAX = 2000
 # Stripe amounts are far below this; the bound keeps a hostile body from overflowing BIGINT.
 _AMOUNT_MAX = 2**53
+#: ``conn.info`` key: payment intents whose drain stopped at the batch size, with the last row.
+_MORE_DEFERRED = "mentorpay_more_deferred"
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -270,6 +276,8 @@ class _Outcome:
     status: WebhookStatus
     effects: list[Effect]
     waiting_for: str | None = None
+    #: Drains cut at ``drain_batch``: waiting_for -> last row applied; continued after commit.
+    more_deferred: dict[str, int] = field(default_factory=dict)
 
 
 # -- the fields mentorpay reads from Stripe objects ---------------------------------------------
@@ -466,6 +474,9 @@ class WebhookProcessor:
     ``register`` and ``on`` are meant for start-up, before deliveries arrive.
     """
 
+    #: Deferred events applied per transaction (the payment's own, then follow-ups).
+    drain_batch: int = 100
+
     def __init__(
         self,
         config: MentorpayConfig,
@@ -497,7 +508,8 @@ class WebhookProcessor:
             "charge.dispute.created": self._on_dispute_created,
             "charge.dispute.closed": self._on_dispute_closed,
         }
-        self._callbacks: dict[str, list[Callable[[Effect], None]]] = defaultdict(list)
+        #: Effects are stored here in the event's transaction and delivered after commit.
+        self.outbox = Outbox(engine, clock=clock, retries=self._retries)
         self._build_statements()
 
     # -- registration ---------------------------------------------------------------------------
@@ -522,7 +534,7 @@ class WebhookProcessor:
             raise ConfigurationError(
                 f"unknown effect kind {effect_kind!r}; expected one of {', '.join(EFFECT_KINDS)}"
             )
-        self._callbacks[effect_kind].append(callback)
+        self.outbox.on(effect_kind, callback)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -628,19 +640,37 @@ class WebhookProcessor:
         return [InboxEvent(**row._mapping) for row in rows]
 
     def apply_deferred(self, waiting_for: str) -> list[Effect]:
-        """Apply, in one transaction, the deferred events waiting for ``waiting_for``.
+        """Apply the deferred events waiting for ``waiting_for``, ``drain_batch`` per transaction.
 
         Recording a payment already does this for its payment intent; services whose handlers
         defer on something else (a transfer, say) call this after creating it. Callbacks run.
         """
+        return self._drain_from(waiting_for, 0)
 
-        def do(conn: Connection) -> list[Effect]:
-            self._serialize_on(conn, waiting_for)
-            return self._drain(conn, waiting_for, self._clock())
-
-        effects = run_in_transaction(self._engine, do, retries=self._retries)
-        self._run_callbacks(effects)
+    def _drain_from(self, waiting_for: str, after: int) -> list[Effect]:
+        """Drain deferred rows past ``after`` in bounded transactions, delivering each batch."""
+        effects: list[Effect] = []
+        cursor: int | None = after
+        while cursor is not None:
+            batch, cursor = run_in_transaction(
+                self._engine,
+                functools.partial(self._drain_batch, waiting_for=waiting_for, after=cursor),
+                retries=self._retries,
+            )
+            self.outbox.deliver(batch)
+            effects.extend(batch)
         return effects
+
+    def _drain_batch(
+        self, conn: Connection, *, waiting_for: str, after: int
+    ) -> tuple[list[Effect], int | None]:
+        """One bounded drain transaction: its effects and where to continue (None: done)."""
+        conn.info.pop(_MORE_DEFERRED, None)
+        self._serialize_on(conn, waiting_for)
+        batch = self._drain(conn, waiting_for, self._clock(), after=after)
+        self.outbox.stage(conn, batch)
+        more: dict[str, int] = conn.info.pop(_MORE_DEFERRED, None) or {}
+        return batch, more.get(waiting_for)
 
     # -- the pipeline ---------------------------------------------------------------------------
 
@@ -758,6 +788,13 @@ class WebhookProcessor:
                 event_type=env.type,
             ) from exc
         self._run_callbacks(outcome.effects)
+        for waiting_for, after in outcome.more_deferred.items():
+            try:
+                self._drain_from(waiting_for, after)
+            except Exception:
+                # The payment is committed; what is left stays deferred (events list --stale,
+                # replay_failed(include_deferred=True) applies it).
+                logger.exception("continuing the deferred events of %s failed", waiting_for)
         return WebhookResult(
             outcome.status,
             env.id,
@@ -799,6 +836,7 @@ class WebhookProcessor:
         return None if row is None else str(row[0])
 
     def _apply(self, conn: Connection, env: EventEnvelope, text: str) -> _Outcome:
+        conn.info.pop(_MORE_DEFERRED, None)  # left by an earlier attempt on this connection
         now = self._clock()
         stamp = self._bind_time(now) if self._bind_time is not None else now
         claimed = driver_execute(conn, self._claim_sql, (env.id, env.type, text, stamp, stamp))
@@ -829,7 +867,10 @@ class WebhookProcessor:
                     "b_last_error": result.reason,
                 },
             )
-        return _Outcome(result.status, list(result.effects), result.waiting_for)
+        effects = with_ids(env.id, result.effects)
+        self.outbox.stage(conn, effects)
+        more: dict[str, int] = conn.info.pop(_MORE_DEFERRED, None) or {}
+        return _Outcome(result.status, effects, result.waiting_for, more)
 
     def _origin_refusal(self, env: EventEnvelope) -> str | None:
         """Why an event may not move money here: another Stripe mode, or a connected account.
@@ -853,23 +894,37 @@ class WebhookProcessor:
         Its effects were rolled back; it stays replayable (``events replay --id``) after a fix,
         and an ``event_rejected`` effect tells the host.
         """
-        self._record_failure(env, text, exc, status="rejected")
-        effect = Effect(
-            "event_rejected",
-            {
-                "event_id": env.id,
-                "event_type": env.type,
-                "error": type(exc).__name__,
-                "reason": exc.message,
-            },
+        effects = with_ids(
+            env.id,
+            [
+                Effect(
+                    "event_rejected",
+                    {
+                        "event_id": env.id,
+                        "event_type": env.type,
+                        "error": type(exc).__name__,
+                        "reason": exc.message,
+                    },
+                )
+            ],
         )
-        self._run_callbacks([effect])
-        return WebhookResult("rejected", env.id, env.type, effects=(effect,))
+        self._record_failure(env, text, exc, status="rejected", effects=effects)
+        self._run_callbacks(effects)
+        return WebhookResult("rejected", env.id, env.type, effects=tuple(effects))
 
     def _record_failure(
-        self, env: EventEnvelope, text: str, exc: BaseException, *, status: str = "failed"
+        self,
+        env: EventEnvelope,
+        text: str,
+        exc: BaseException,
+        *,
+        status: str = "failed",
+        effects: list[Effect] | None = None,
     ) -> None:
-        """Store the failure in its own transaction; the event's transaction was rolled back."""
+        """Store the failure in its own transaction; the event's transaction was rolled back.
+
+        ``effects`` (the alert of a rejection) are staged in the outbox in that transaction.
+        """
         error = _describe(exc)
         if isinstance(exc, MentorpayError):
             # Expected kinds of failure: the message says it all, a traceback adds noise.
@@ -889,6 +944,8 @@ class WebhookProcessor:
                     "b_now": self._clock(),
                 },
             )
+            if effects:
+                self.outbox.stage(conn, effects)
 
         try:
             run_in_transaction(self._engine, do, retries=self._retries)
@@ -898,20 +955,14 @@ class WebhookProcessor:
     def emit(self, effects: list[Effect]) -> None:
         """Deliver committed effects to the callbacks (for services settling outside webhooks).
 
-        Call only after the effects' transaction committed.
+        Call only after the effects' transaction committed. Effects stored with
+        ``outbox.stage`` in that transaction are marked delivered (or left for
+        ``outbox.deliver_pending`` if a callback raises); others are delivered once, in-process.
         """
         self._run_callbacks(effects)
 
     def _run_callbacks(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            for callback in self._callbacks.get(effect.kind, ()):
-                try:
-                    callback(effect)
-                except Exception:
-                    # The payment is committed; a host's email or analytics hook cannot undo it.
-                    logger.exception(
-                        "after-commit callback %r for %s raised", callback, effect.kind
-                    )
+        self.outbox.deliver(effects)
 
     # -- deferred events ----------------------------------------------------------------------
 
@@ -925,11 +976,20 @@ class WebhookProcessor:
         if self._dialect == "postgresql":
             driver_execute(conn, self._lock_sql, (_lock_key(key),))
 
-    def _drain(self, conn: Connection, waiting_for: str, now: datetime) -> list[Effect]:
-        """Apply the events deferred on ``waiting_for``, in Stripe's order, inside ``conn``."""
-        rows = driver_execute(conn, self._deferred_sql, (waiting_for,))
+    def _drain(
+        self, conn: Connection, waiting_for: str, now: datetime, *, after: int = 0
+    ) -> list[Effect]:
+        """Apply up to ``drain_batch`` events deferred on ``waiting_for`` inside ``conn``.
+
+        In Stripe's order within the batch, batches in arrival order. A full batch leaves
+        ``waiting_for`` and its last row in ``conn.info``, so the caller continues after commit
+        in further transactions instead of holding one open for thousands of events.
+        """
+        rows = driver_execute(conn, self._deferred_sql, (waiting_for, after, self.drain_batch))
         if not rows:
             return []
+        if len(rows) >= self.drain_batch:
+            conn.info.setdefault(_MORE_DEFERRED, {})[waiting_for] = max(r[0] for r in rows)
         parsed: list[tuple[int, int, EventEnvelope | None, str | None]] = []
         for row_id, payload in rows:
             try:
@@ -967,7 +1027,7 @@ class WebhookProcessor:
                         "waiting_for": result.waiting_for if status == "deferred" else waiting_for,
                         "processed_at": None if status == "deferred" else now,
                     }
-                    effects.extend(result.effects)
+                    effects.extend(with_ids(env.id, result.effects))
             values["attempts"] = _inbox.c.attempts + 1
             conn.execute(update(_inbox).where(_inbox.c.id == row_id).values(**values))
         return effects
@@ -1468,7 +1528,7 @@ class WebhookProcessor:
         insert: Callable[[Table], Any]
         deferred = (
             "SELECT id, payload FROM mentorpay_webhook_events"
-            " WHERE waiting_for = {p} AND status = 'deferred' ORDER BY id"
+            " WHERE waiting_for = {p} AND status = 'deferred' AND id > {p} ORDER BY id LIMIT {p}"
         )
         if self._dialect == "sqlite":
             insert = sqlite.insert

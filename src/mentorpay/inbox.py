@@ -1,0 +1,238 @@
+"""Inbox retention and health: prune old payloads, report deferred events that never resolved.
+
+The inbox keeps every verified event so a duplicate is recognized and a failure replayed. Once
+an event is final (``processed`` or ``ignored``) and old, its payload serves neither purpose:
+:meth:`Inbox.prune` replaces it with a small stub naming the event (``{"mentorpay_pruned":
+true, "id": ..., "type": ...}``) and keeps the row, so a redelivery is still answered
+``already_processed`` and a replay still parses. ``deferred`` and ``failed`` rows are never
+pruned: they are waiting to be applied. Delivered outbox rows past the same window are deleted.
+
+A ``deferred`` event waits for a payment that may never come (a refund of a charge made
+outside mentorpay before its payment event, a lost event). :meth:`Inbox.stale` lists those older
+than a threshold (``mentorpay events list --stale``); ``mentorpay stats`` counts them.
+
+Pruning works in batches, each its own short transaction, walking the table by id.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from mentorpay._clock import utcnow
+from mentorpay.db import DEFAULT_RETRIES, read_connection, run_in_transaction
+from mentorpay.errors import InvalidRequestError
+from mentorpay.models import outbox_table as _outbox
+from mentorpay.models import sent_messages_table as _sent
+from mentorpay.models import webhook_events_table as _inbox
+from mentorpay.webhooks import InboxEvent
+
+__all__ = [
+    "DEFAULT_STALE_AFTER",
+    "PRUNED_MARK",
+    "Inbox",
+    "PruneReport",
+    "parse_duration",
+    "pruned_payload",
+]
+
+#: Deferred events older than this are reported as stale.
+DEFAULT_STALE_AFTER = timedelta(days=7)
+#: How every pruned payload starts (so a pruned row is recognized without another column).
+PRUNED_MARK = '{"mentorpay_pruned":true'
+_FINAL = ("processed", "ignored")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` -> timedelta; anything else is refused."""
+    value = text.strip().lower()
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.isdigit() or len(number) > 6:
+        raise InvalidRequestError(
+            f"not a duration: {text!r} (use a whole number and a unit: 90d, 12h, 30m, 2w)",
+            value=text,
+        )
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def pruned_payload(event_id: str, event_type: str) -> str:
+    """The stub that replaces a pruned payload: still a parseable event, with no data."""
+    stub = {
+        "mentorpay_pruned": True,
+        "id": event_id,
+        "type": event_type,
+        "created": 0,
+        "data": {"object": {}},
+    }
+    return json.dumps(stub, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What :meth:`Inbox.prune` pruned, or would prune (``applied=False``)."""
+
+    cutoff: datetime
+    applied: bool
+    #: Final events whose payload was (or would be) replaced by a stub.
+    events: int
+    #: Characters of payload freed.
+    payload_chars: int
+    #: Delivered outbox rows (and sent-message records) deleted.
+    outbox: int
+    sent_messages: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "applied": self.applied,
+            "events": self.events,
+            "payload_chars": self.payload_chars,
+            "outbox": self.outbox,
+            "sent_messages": self.sent_messages,
+        }
+
+
+class Inbox:
+    """Retention and health queries over the webhook inbox (``mp.inbox``)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._retries = retries
+
+    def prune(
+        self,
+        older_than: timedelta,
+        *,
+        apply: bool = False,
+        batch: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> PruneReport:
+        """Drop the payloads of final events processed more than ``older_than`` ago.
+
+        A dry run (the default) only counts. ``progress(done, total)`` is called after each
+        batch when applying.
+        """
+        if older_than < timedelta(days=1):
+            raise InvalidRequestError(
+                "the retention window must be at least one day", older_than=str(older_than)
+            )
+        if not 1 <= batch <= 10_000:
+            raise InvalidRequestError("batch must be between 1 and 10000", batch=batch)
+        cutoff = self._clock() - older_than
+        i = _inbox.c
+        prunable = and_(
+            i.status.in_(_FINAL),
+            i.processed_at < cutoff,
+            ~i.payload.startswith(PRUNED_MARK, autoescape=True),
+        )
+        o = _outbox.c
+        old_outbox = and_(o.status == "delivered", o.delivered_at < cutoff)
+        old_sent = _sent.c.sent_at < cutoff
+        with read_connection(self._engine) as conn:
+            events, chars = conn.execute(
+                select(func.count(), func.coalesce(func.sum(func.length(i.payload)), 0)).where(
+                    prunable
+                )
+            ).one()
+            outbox = conn.execute(select(func.count()).where(old_outbox)).scalar_one()
+            sent = conn.execute(select(func.count()).where(old_sent)).scalar_one()
+        events, chars, outbox, sent = int(events), int(chars), int(outbox), int(sent)
+        if not apply:
+            return PruneReport(cutoff, False, events, chars, outbox, sent)
+
+        done = 0
+        after = 0
+        while True:
+            count, after = run_in_transaction(
+                self._engine,
+                functools.partial(self._prune_batch, prunable=prunable, after=after, size=batch),
+                retries=self._retries,
+            )
+            if not count:
+                break
+            done += count
+            if progress is not None:
+                progress(min(done, events), events)
+
+        def cleanup(conn: Connection) -> tuple[int, int]:
+            n_outbox = conn.execute(_outbox.delete().where(old_outbox)).rowcount
+            n_sent = conn.execute(_sent.delete().where(old_sent)).rowcount
+            return int(n_outbox), int(n_sent)
+
+        outbox, sent = run_in_transaction(self._engine, cleanup, retries=self._retries)
+        return PruneReport(cutoff, True, done, chars, outbox, sent)
+
+    @staticmethod
+    def _prune_batch(
+        conn: Connection, *, prunable: ColumnElement[bool], after: int, size: int
+    ) -> tuple[int, int]:
+        """Stub the payloads of the next ``size`` prunable rows past ``after``."""
+        i = _inbox.c
+        rows = conn.execute(
+            select(i.id, i.event_id, i.type)
+            .where(prunable, i.id > after)
+            .order_by(i.id)
+            .limit(size)
+        ).all()
+        for row_id, event_id, event_type in rows:
+            conn.execute(
+                update(_inbox)
+                .where(i.id == row_id)
+                .values(payload=pruned_payload(event_id, event_type))
+            )
+        return len(rows), (rows[-1][0] if rows else after)
+
+    def stale(
+        self, older_than: timedelta = DEFAULT_STALE_AFTER, *, limit: int = 100
+    ) -> list[InboxEvent]:
+        """Deferred events stored more than ``older_than`` ago, oldest first."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
+        i = _inbox.c
+        query = (
+            select(
+                i.id,
+                i.event_id,
+                i.type,
+                i.status,
+                i.waiting_for,
+                i.attempts,
+                i.last_error,
+                i.created_at,
+                i.processed_at,
+            )
+            .where(i.status == "deferred", i.created_at < self._clock() - older_than)
+            .order_by(i.id)
+            .limit(limit)
+        )
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(query).all()
+        return [InboxEvent(**row._mapping) for row in rows]
+
+    def count_stale(self, older_than: timedelta = DEFAULT_STALE_AFTER) -> int:
+        """How many deferred events are older than ``older_than``."""
+        i = _inbox.c
+        with read_connection(self._engine) as conn:
+            n = conn.execute(
+                select(func.count()).where(
+                    i.status == "deferred", i.created_at < self._clock() - older_than
+                )
+            ).scalar_one()
+        return int(n)
