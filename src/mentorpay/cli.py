@@ -172,20 +172,35 @@ def _engine(args: argparse.Namespace) -> Engine:
     return engine
 
 
+def _import_host_object(spec: str, option: str, wanted: tuple[type, ...]) -> Any:
+    """The host's object named ``module:attribute`` (or returned by it, if it is a factory)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidRequestError(f"{option} must be module:attribute, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        # Like `flask --app`: the host's modules are importable from where the command runs.
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if callable(target) and not isinstance(target, wanted):
+        target = target()
+    if not isinstance(target, wanted):
+        names = " or ".join(t.__name__ for t in wanted)
+        raise ConfigurationError(f"{spec} is not a {names}")
+    return target
+
+
 def _host_bookings(spec: str | None) -> BookingSource:
     """The host's BookingSource from ``module:attribute`` (an instance or a factory)."""
     if not spec:
         return _NoBookings()
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise InvalidRequestError(f"--bookings takes MODULE:ATTRIBUTE, got {spec!r}")
-    try:
-        found: Any = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load the booking source {spec!r}: {exc}") from None
-    source = found if hasattr(found, "get_booking") else found()
-    if not isinstance(source, BookingSource):
-        raise ConfigurationError(f"{spec} is not a BookingSource (it has no get_booking)")
+    source: BookingSource = _import_host_object(spec, "--bookings", (BookingSource,))
     return source
 
 
@@ -613,27 +628,8 @@ def cmd_events_prune(args: argparse.Namespace, out: Output) -> int:
 
 def _load_app(spec: str) -> Outbox:
     """``module:attribute``: the host's MentorPay (or a callable returning it) or an Outbox."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise InvalidRequestError(f"--app must be module:attribute, not {spec!r}")
-    if os.getcwd() not in sys.path:
-        # Like `flask --app`: the host's modules are importable from where the command runs.
-        sys.path.insert(0, os.getcwd())
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise ConfigurationError(f"{module_name!r} has no attribute {attr!r}")
-        target = getattr(target, part)
-    if callable(target) and not isinstance(target, MentorPay | Outbox):
-        target = target()
-    if isinstance(target, MentorPay):
-        return target.outbox
-    if isinstance(target, Outbox):
-        return target
-    raise ConfigurationError(f"{spec} is neither a MentorPay nor an Outbox")
+    target = _import_host_object(spec, "--app", (MentorPay, Outbox))
+    return target.outbox if isinstance(target, MentorPay) else cast(Outbox, target)
 
 
 def cmd_outbox_run(args: argparse.Namespace, out: Output) -> int:
