@@ -241,7 +241,9 @@ def test_refusal_marks_the_request_failed_and_moves_no_money(
     http.post(
         f"{API}/v1/refunds",
         status=400,
-        json={"error": {"type": "invalid_request_error", "code": "charge_disputed", "message": "x"}},
+        json={
+            "error": {"type": "invalid_request_error", "code": "charge_disputed", "message": "x"}
+        },
     )
     http.post(f"{API}/v1/refunds", json=refund_json(1000))
     service = stripe_service(engine)
@@ -273,8 +275,8 @@ def test_an_unknown_outcome_older_than_stripes_key_lifetime_is_not_resent(
 
 
 def test_concurrent_retries_of_an_unknown_refund_refund_once(engine: Engine) -> None:
-    """Several threads retrying a refund whose answer was lost all reuse its key."""
-    fake = FakeGateway()
+    """Threads retrying at once a refund whose answer was lost all reuse its key."""
+    fake = FakeGateway(latency=0.3)  # every retry claims before any answer comes back
     from tests.test_refunds import _paid_at_fake
 
     pi = _paid_at_fake(fake)

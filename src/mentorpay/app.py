@@ -30,6 +30,7 @@ from mentorpay.money import Money
 from mentorpay.notifications import ContactLookup, Mailer, install_receipts
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
+from mentorpay.refund_events import RefundEventHandlers
 from mentorpay.refunds import RefundService
 from mentorpay.webhooks import WebhookProcessor
 
@@ -64,11 +65,16 @@ class MentorPay:
         self.analytics = AnalyticsService(self.engine, clock=clock)
         self.webhooks = WebhookProcessor(config, self.engine, self.ledger, clock=clock)
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
-        self.refunds = RefundService(config, self.engine, gateway)
+        self.refunds = RefundService(config, self.engine, gateway, clock=clock)
         self.payouts = PayoutService(
             config, self.engine, self.ledger, gateway, clock=clock, emit=self.webhooks.emit
         )
         for event_type, handler in self.payouts.webhook_handlers().items():
+            self.webhooks.register(event_type, handler)
+        self.refund_events = RefundEventHandlers(
+            self.ledger, defer=self.webhooks.defer_until_recorded, clock=clock
+        )
+        for event_type, handler in self.refund_events.webhook_handlers().items():
             self.webhooks.register(event_type, handler)
         self._reconciler = Reconciler(
             config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock
