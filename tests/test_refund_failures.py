@@ -4,15 +4,24 @@ of events and with duplicates (issue 8, case 7)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select, update
 
 from mentorpay import BookingInfo, MentorpayConfig, Money
 from mentorpay.app import MentorPay
+from mentorpay.commission import CommissionPolicy
+from mentorpay.db import make_engine
 from mentorpay.errors import CurrencyMismatchError
 from mentorpay.events import Effect, EventEnvelope
+from mentorpay.ledger import LedgerService, refund_change
+from mentorpay.migrations import upgrade
+from mentorpay.models import payments_table
 from mentorpay.testing import (
     FakeGateway,
     InMemoryBookings,
@@ -20,8 +29,10 @@ from mentorpay.testing import (
     charge,
     make_event,
     payment_intent,
+    postgres_engine,
     refund,
 )
+from tests.conftest import POSTGRES_URL
 
 GBP = "GBP"
 
@@ -258,3 +269,141 @@ def test_every_order_and_duplicates_give_the_same_balances(engine: Engine, relea
         assert (record.refunded, record.status) == (Money(1000, GBP), "partially_refunded")
         assert mp.ledger.verify().ok, order
     assert mp.ledger.platform_commission(GBP) == Money(400 * len(orders), GBP)
+
+
+# -- the posting rule alone (no database) ---------------------------------------------------------
+
+
+def _apply_events(events: list[tuple[str, str, int]], gross: int, fee: int) -> tuple[Any, ...]:
+    """Run refund events through refund_change as the ledger does; the final state and sums."""
+    m: dict[str, Any] = {
+        "payment_intent_id": "pi_r",
+        "currency": GBP,
+        "amount": gross,
+        "platform_fee": fee,
+        "mentor_payout": gross - fee,
+        "rate_bps": 1000,
+        "rounding": "half_even",
+        "amount_reversed": 0,
+        "fee_reversed": 0,
+        "payout_reversed": 0,
+        "amount_refunded": 0,
+        "refund_failed": 0,
+        "refund_applied": 0,
+        "amount_disputed": 0,
+    }
+    seen: set[str] = set()
+    clearing = fees = payouts = 0
+    for kind, refund_id, value in events:
+        if kind == "refunded":
+            if value <= m["amount_refunded"]:
+                continue
+            change = refund_change(m, amount_refunded=value, refund_failed=m["refund_failed"])
+        else:
+            if refund_id in seen:
+                continue
+            seen.add(refund_id)
+            change = refund_change(
+                m, amount_refunded=m["amount_refunded"], refund_failed=m["refund_failed"] + value
+            )
+        clearing, fees, payouts = (
+            clearing + change.delta,
+            fees + change.fee,
+            payouts + change.payout,
+        )
+        m.update(change.values)
+    return m["refund_applied"], m["fee_reversed"], m["payout_reversed"], clearing, fees, payouts
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gross=st.integers(min_value=1, max_value=10**7),
+    parts=st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=4),
+    failing=st.lists(st.booleans(), min_size=4, max_size=4),
+    data=st.data(),
+)
+def test_refund_rule_is_order_independent(
+    gross: int, parts: list[int], failing: list[bool], data: st.DataObject
+) -> None:
+    """Refunds and failures in any order, duplicated, post what the in-order sequence posts."""
+    fee = gross // 10
+    refunds = [(f"re_{n}", p) for n, p in enumerate(parts)]
+    events: list[tuple[str, str, int]] = []
+    total = 0
+    for _, amount in refunds:
+        total += amount
+        events.append(("refunded", "", total))
+    events += [("failed", r, a) for (r, a), f in zip(refunds, failing, strict=False) if f]
+    in_order = _apply_events(events, gross, fee)
+    shuffled = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events)))))
+    assert _apply_events(list(shuffled), gross, fee) == in_order
+    applied, fee_reversed, payout_reversed, clearing, fees, payouts = in_order
+    counted = total - sum(a for (_, a), f in zip(refunds, failing, strict=False) if f)
+    assert applied == min(max(counted, 0), gross)
+    assert (clearing, fees, payouts) == (applied, fee_reversed, payout_reversed)
+    assert 0 <= payout_reversed <= gross - fee and 0 <= fee_reversed <= fee
+
+
+# -- migration of existing payments -------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database with no tables."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'migrate.db'}")
+        yield eng
+        eng.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("MENTORPAY_TEST_POSTGRES_URL is not set")
+    with postgres_engine(POSTGRES_URL, create_tables=False) as eng:
+        yield eng
+
+
+def test_migration_counts_earlier_refunds_apart_from_lost_disputes(empty_engine: Engine) -> None:
+    """0002 sets refund_applied from the refund postings, so a later failure undoes only those."""
+    upgrade(empty_engine, "0001")
+    ledger = LedgerService(empty_engine)
+    ledger.record_payment(
+        payment_intent_id="pi_old",
+        booking_id="42",
+        mentor_id="3",
+        mentee_id="7",
+        gross=Money(5000, GBP),
+        policy=CommissionPolicy(rate_bps=1000),
+    )
+    # What the previous release posted: a 20.00 refund, then a 10.00 lost dispute.
+    with empty_engine.begin() as conn:
+        for key, kind, amount, fee, share in (
+            ("refund:pi_old:2000", "refund", 2000, 200, 1800),
+            ("dispute:dp_1:lost", "dispute_lost", 1000, 100, 900),
+        ):
+            ledger.post(
+                conn,
+                business_key=key,
+                kind=kind,
+                currency=GBP,
+                mentor_id="3",
+                payment_intent_id="pi_old",
+                legs=[
+                    ("stripe_clearing", None, amount),
+                    ("platform_commission", None, -fee),
+                    ("mentor_pending", "3", -share),
+                ],
+            )
+        conn.execute(
+            update(payments_table)
+            .where(payments_table.c.payment_intent_id == "pi_old")
+            .values(
+                amount_refunded=2000, amount_reversed=3000, fee_reversed=300, payout_reversed=2700
+            )
+        )
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        row = conn.execute(select(payments_table)).one()._mapping
+    assert (row["refund_applied"], row["refund_failed"]) == (2000, 0)
+    assert ledger.apply_refund_failure("pi_old", "re_old", Money(2000, GBP)).created
+    assert ledger.balance("3", GBP).pending == Money(4500 - 900, GBP)
+    assert ledger.payment("pi_old").status == "dispute_lost"
+    assert ledger.verify().ok
