@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def test_failed_refund_puts_an_unreleased_share_back_into_pending(engine: Engine
 
 
 def test_failed_refund_of_a_released_payment_goes_back_to_available(engine: Engine) -> None:
-    """Once released, the failed refund's mentor share returns to available."""
+    """Once released, a failed refund's share returns to available; stats stop counting it."""
     mp = facade(engine)
     deliver(mp, paid(0))
     mp.ledger.release("b0")
@@ -142,6 +143,8 @@ def test_failed_refund_of_a_released_payment_goes_back_to_available(engine: Engi
     assert balances(mp, "m0") == (0, 4500, 0, 0, 0)
     assert mp.ledger.platform_commission(GBP) == Money(500, GBP)
     assert mp.ledger.payment("pi_0").status == "succeeded"
+    (stats,) = mp.stats(datetime(2000, 1, 1, tzinfo=UTC)).currencies
+    assert (stats.payments_refunded, stats.refunded.amount, stats.disputes_lost) == (0, 0, 0)
     assert mp.ledger.verify().ok
 
 

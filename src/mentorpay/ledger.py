@@ -33,9 +33,9 @@ targets (the mentor's share reversed after total reversals R is ``P * R / G`` ro
 failures, with any duplicates, ends in the same balances. A failure puts the mentor's share back
 where a refund takes it from: pending while the payment is unreleased, available after. A
 failure that arrives before its ``charge.refunded`` posts nothing and is remembered. Should
-Stripe lower ``amount_refunded`` after a failure, that lower value is ignored, and a later
-refund would be counted only above the previous high-water mark: an under-count the
-reconciliation report shows, never a double refund.
+Stripe ever lower ``amount_refunded`` after a failure, the lower value is ignored (reconciliation
+then reports the ledger above Stripe) and a later refund is counted only above the previous
+high-water mark: an under-count, never a double reversal.
 
 Every posting has a business key that is unique in the database: posting an effect twice writes
 nothing the second time and reports ``created=False``. Every posting also updates the mentor's
