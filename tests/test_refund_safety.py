@@ -310,3 +310,68 @@ def test_concurrent_retries_of_an_unknown_refund_refund_once(engine: Engine) -> 
     assert errors == []
     assert fake.charge(pi["latest_charge"])["amount_refunded"] == 2000
     assert len({c.idempotency_key for c in fake.calls_to("create_refund")}) == 1
+
+
+def test_refund_event_links_a_lost_answer_so_a_late_retry_returns_it(engine: Engine) -> None:
+    """refund.created names our request in its metadata: the retry returns it, even after 24 h."""
+    from mentorpay import BookingInfo
+    from mentorpay.app import MentorPay
+    from mentorpay.testing import InMemoryBookings
+    from tests.test_refunds import _paid_at_fake
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    fake = FakeGateway()
+    bookings = InMemoryBookings([BookingInfo("42", "7", "3", Money(5000, GBP), "confirmed")])
+    mp = MentorPay(make_config(), engine, bookings=bookings, gateway=fake, clock=lambda: now[0])
+    pi = _paid_at_fake(fake)
+    assert mp.webhooks.process_trusted(make_event("payment_intent.succeeded", pi)).status in (
+        "success",
+    )
+    fake.fail_next(GatewayConnectionError("lost"), method="create_refund", performed=True)
+    with pytest.raises(GatewayConnectionError):
+        mp.refunds.refund(pi["id"], Money(2000, GBP))
+    (call,) = fake.calls_to("create_refund")
+    (row,) = request_rows(engine)
+    assert call.args["metadata"]["mentorpay_refund_request"] == row["request_key"]
+    (made,) = fake.list_refunds(created_gte=datetime(2000, 1, 1, tzinfo=UTC))
+    refund_obj = dict(made.raw)
+    assert mp.webhooks.process_trusted(make_event("refund.created", refund_obj)).status == "success"
+    (row,) = request_rows(engine)
+    assert (row["refund_id"], row["status"]) == (refund_obj["id"], "succeeded")
+    now[0] += timedelta(days=3)
+    result = mp.refunds.refund(pi["id"], Money(2000, GBP))
+    assert result.refund_id == refund_obj["id"]
+    assert len(fake.calls_to("create_refund")) == 1
+    # The caller has its answer now: the next identical call is a new refund.
+    assert mp.refunds.refund(pi["id"], Money(2000, GBP)).refund_id != refund_obj["id"]
+    assert fake.charge(pi["latest_charge"])["amount_refunded"] == 4000
+
+
+def test_refund_failed_marks_a_request_whose_answer_was_lost(engine: Engine) -> None:
+    """A failure of a refund whose answer never came back still finds its request row."""
+    from mentorpay import BookingInfo
+    from mentorpay.app import MentorPay
+    from mentorpay.testing import InMemoryBookings
+    from tests.test_refunds import _paid_at_fake
+
+    fake = FakeGateway()
+    bookings = InMemoryBookings([BookingInfo("42", "7", "3", Money(5000, GBP), "confirmed")])
+    mp = MentorPay(make_config(), engine, bookings=bookings, gateway=fake)
+    pi = _paid_at_fake(fake)
+    mp.webhooks.process_trusted(make_event("payment_intent.succeeded", pi))
+    fake.fail_next(GatewayConnectionError("lost"), method="create_refund", performed=True)
+    with pytest.raises(GatewayConnectionError):
+        mp.refunds.refund(pi["id"], Money(2000, GBP))
+    (made,) = fake.list_refunds(created_gte=datetime(2000, 1, 1, tzinfo=UTC))
+    refund_obj = dict(made.raw)
+    refund_obj.update(status="failed", failure_reason="declined")
+    assert mp.webhooks.process_trusted(make_event("refund.failed", refund_obj)).status == "success"
+    (row,) = request_rows(engine)
+    assert (row["refund_id"], row["status"], row["failure_reason"]) == (
+        refund_obj["id"],
+        "failed",
+        "declined",
+    )
+    # The retry learns the outcome instead of resending.
+    assert mp.refunds.refund(pi["id"], Money(2000, GBP)).status == "failed"
+    assert len(fake.calls_to("create_refund")) == 1

@@ -280,7 +280,8 @@ class RefundRequest(Base):
     ``request_key`` is the caller's ``request_id`` or a generated one, unique per payment.
     Status: ``creating`` (claimed; Stripe's answer not received, so a retry resends this very
     request), ``pending`` / ``succeeded`` (Stripe's status), ``failed`` (refused by Stripe, or
-    failed later per ``refund.failed``) and ``canceled``.
+    failed later per ``refund.failed``) and ``canceled``. Refund events link a request whose
+    answer was lost by the ``mentorpay_refund_request`` metadata sent with it.
     """
 
     __tablename__ = "mentorpay_refund_requests"
@@ -297,6 +298,9 @@ class RefundRequest(Base):
     refund_id: Mapped[str | None] = mapped_column(Id, unique=True)
     reason: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    #: When a caller of refund() received this request's outcome; until then a call for the
+    #: same payment and amount is a retry of it.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -1,9 +1,10 @@
 """Refund events: a refund that fails or is canceled after it was booked is undone, once.
 
-Stripe reports a refund's later life on the Refund object (``data.object`` is a ``refund``):
-``refund.updated`` and ``charge.refund.updated`` on every status change, and ``refund.failed``
-when a refund that looked done bounced at the bank (``failure_reason`` says why). The status is
-``pending``, ``requires_action``, ``succeeded``, ``failed`` or ``canceled``.
+Stripe reports a refund's life on the Refund object (``data.object`` is a ``refund``):
+``refund.created``, ``refund.updated`` and ``charge.refund.updated`` on every status change, and
+``refund.failed`` when a refund that looked done bounced at the bank (``failure_reason`` says
+why). The status is ``pending``, ``requires_action``, ``succeeded``, ``failed`` or
+``canceled``.
 
 * ``failed`` / ``canceled``: the ledger undoes that refund's effect exactly once, however many of
   the three events report it (business key ``refund_failed:{refund_id}``, see
@@ -14,7 +15,9 @@ when a refund that looked done bounced at the bank (``failure_reason`` says why)
   :class:`~mentorpay.errors.CurrencyMismatchError`, which can never succeed.
 * Any status: the refund request mentorpay made (:mod:`mentorpay.refunds`), found by the
   refund's id, takes the new status (never backwards: a late ``succeeded`` does not undo a
-  ``failed``). Other statuses move no money: ``charge.refunded`` does that.
+  ``failed``). A request whose answer was lost is found by the ``mentorpay_refund_request``
+  metadata it sent and learns its refund id here, so a retry returns it instead of asking
+  Stripe. Other statuses move no money: ``charge.refunded`` does that.
 
 The refund names its payment intent, or only its charge (Stripe's own fixture has
 ``payment_intent: null``): the charge then finds the payment.
@@ -35,7 +38,7 @@ from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
 from mentorpay.ledger import LedgerService
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import refund_requests_table as _requests
-from mentorpay.refunds import request_status
+from mentorpay.refunds import REQUEST_METADATA_KEY, request_status
 from mentorpay.webhooks import Amount, StripeId, StripeRef, _money, _parse_object
 
 __all__ = ["REFUND_EVENT_TYPES", "RefundEventHandlers"]
@@ -43,7 +46,7 @@ __all__ = ["REFUND_EVENT_TYPES", "RefundEventHandlers"]
 logger = logging.getLogger("mentorpay.refund_events")
 
 #: The events whose object is a Refund.
-REFUND_EVENT_TYPES = ("refund.failed", "refund.updated", "charge.refund.updated")
+REFUND_EVENT_TYPES = ("refund.created", "refund.failed", "refund.updated", "charge.refund.updated")
 
 _UNDONE = ("failed", "canceled")
 #: A request row moves to a status only from the ones before it.
@@ -70,6 +73,7 @@ class _RefundObject(BaseModel):
     payment_intent: StripeRef = None
     status: str | None = None
     failure_reason: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 class RefundEventHandlers:
@@ -97,9 +101,10 @@ class RefundEventHandlers:
     def _on_refund(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         refund = _parse_object(_RefundObject, env)
         status = request_status(refund.status)
-        if status not in _UNDONE:
-            return HandlerResult("success" if self._mark(conn, refund, status) else "ignored")
         pi = self._intent_for(conn, refund)
+        if status not in _UNDONE:
+            recorded = self._mark(conn, refund, status, pi)
+            return HandlerResult("success" if recorded else "ignored")
         if pi is None:
             logger.info("refund %s is of no payment mentorpay knows; ignored", refund.id)
             return HandlerResult("ignored")
@@ -107,7 +112,7 @@ class RefundEventHandlers:
 
         def apply() -> HandlerResult:
             posting = self._ledger.apply_refund_failure(pi, refund.id, amount, conn=conn)
-            self._mark(conn, refund, status)
+            self._mark(conn, refund, status, pi)
             if not posting.created:
                 return HandlerResult("success")
             reversed_ = posting.amount.amount if posting.amount is not None else 0
@@ -150,11 +155,27 @@ class RefundEventHandlers:
             ).scalar()
         return found
 
-    def _mark(self, conn: Connection, refund: _RefundObject, status: str) -> bool:
+    def _mark(self, conn: Connection, refund: _RefundObject, status: str, pi: str | None) -> bool:
         """Move mentorpay's request for this refund forward to ``status``; whether it did."""
         values: dict[str, Any] = {"status": status, "updated_at": self._clock()}
         if status in _UNDONE:
             values["failure_reason"] = _reason(refund.failure_reason) or status
+        request_key = (refund.metadata or {}).get(REQUEST_METADATA_KEY)
+        if pi is not None and request_key:
+            # Its answer was lost: the request learns its refund here (the key is per payment).
+            linked = conn.execute(
+                update(_requests)
+                .where(
+                    and_(
+                        _requests.c.payment_intent_id == pi,
+                        _requests.c.request_key == request_key,
+                        _requests.c.refund_id.is_(None),
+                    )
+                )
+                .values(refund_id=refund.id, **values)
+            )
+            if linked.rowcount:
+                return True
         result = conn.execute(
             update(_requests)
             .where(and_(_requests.c.refund_id == refund.id, _requests.c.status.in_(_FROM[status])))

@@ -15,14 +15,17 @@ call will use; the key never depends on anything a webhook changes:
   again (its keys expire after 24 hours, ours do not). The same ``request_id`` with another
   amount is a :class:`ConflictError` (409).
 * Without ``request_id``, a call while an earlier request for the same payment and amount has an
-  unknown outcome (``creating``: the connection failed and Stripe's answer was lost) resends that
-  earlier request, byte for byte, under its key: a retry after a lost answer repeats, never
-  doubles, even after ``charge.refunded`` changed what is left to refund. Any other call is a new
-  refund with a new key. Pass ``request_id`` to make a double click safe as well.
+  outcome no caller received (the connection failed and Stripe's answer was lost) is a retry of
+  it: the earlier request is resent, byte for byte, under its key, so it repeats, never doubles,
+  even after ``charge.refunded`` changed what is left to refund. If a refund event already told
+  mentorpay what became of it, that answer is returned instead of calling Stripe. Any other call
+  is a new refund with a new key. Pass ``request_id`` to make a double click safe as well.
 
-An unknown outcome older than 24 hours is not resent (Stripe may have forgotten the key): that
-is a :class:`ConflictError` telling you to check the payment's refunds at Stripe first. A
-refund Stripe refuses is recorded ``failed`` with Stripe's message and moves no money.
+Each refund carries its request in its metadata (``mentorpay_refund_request``), so refund events
+(:mod:`mentorpay.refund_events`) find the request even when Stripe's answer was lost. An
+unknown outcome older than 24 hours is not resent (Stripe may have forgotten the key): that is a
+:class:`ConflictError` telling you to check the payment's refunds at Stripe first. A refund
+Stripe refuses is recorded ``failed`` with Stripe's message and moves no money.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class RefundResult:
 
 #: How long Stripe keeps an idempotency key at least; an older unknown outcome is not resent.
 KEY_LIFETIME = timedelta(hours=24)
+#: The refund metadata naming the request a refund was made for.
+REQUEST_METADATA_KEY = "mentorpay_refund_request"
 
 _CREATING = "creating"
 _REQUEST_ID_MAX = 200  # the key adds a prefix; Stripe allows 255 characters
@@ -158,6 +163,8 @@ class RefundService:
         request = claim.request
         if request.refund_id is not None:
             # Stripe answered this request before: never ask again (its key may have expired).
+            if request.answered_at is None:
+                self._update(request.id)
             return _result(request, request.refund_id, request.status)
         return self._send(claim)
 
@@ -189,8 +196,9 @@ class RefundService:
             if found is not None:
                 return self._repeat(conn, found, payment, amount, now, request_id=request_id)
         else:
+            # A request whose outcome no caller received: this call is its retry.
             query = select(_requests).where(
-                and_(_requests.c.payment_intent_id == pi, _requests.c.status == _CREATING)
+                and_(_requests.c.payment_intent_id == pi, _requests.c.answered_at.is_(None))
             )
             if amount is None:
                 query = query.where(_requests.c.full_refund.is_(True))
@@ -219,6 +227,7 @@ class RefundService:
                 refund_id=None,
                 reason=reason,
                 failure_reason=None,
+                answered_at=None,
                 created_at=now,
                 updated_at=now,
             )
@@ -269,7 +278,7 @@ class RefundService:
             conn.execute(
                 update(_requests)
                 .where(_requests.c.id == found.id)
-                .values(status=_CREATING, failure_reason=None, updated_at=now)
+                .values(status=_CREATING, failure_reason=None, answered_at=None, updated_at=now)
             )
             found = conn.execute(select(_requests).where(_requests.c.id == found.id)).one()
         return _Claim(found, payment)
@@ -289,6 +298,7 @@ class RefundService:
                     "booking_id": payment.booking_id,
                     "mentor_id": payment.mentor_id,
                     "mentee_id": payment.mentee_id,
+                    REQUEST_METADATA_KEY: request.request_key,
                 },
                 reverse_transfer=self._config.refund_reverse_transfer if connect else None,
                 refund_application_fee=self._config.refund_application_fee if connect else None,
@@ -310,18 +320,26 @@ class RefundService:
         status: str | None = None,
         failure_reason: str | None = None,
     ) -> None:
+        """Record that a caller got this request's outcome, and what Stripe answered."""
+
         def do(conn: Connection) -> None:
-            values: dict[str, Any] = {"updated_at": self._clock()}
-            query = update(_requests).where(
-                and_(_requests.c.id == request_id, _requests.c.refund_id.is_(None))
-            )
+            now = self._clock()
+            row = _requests.c.id == request_id
+            conn.execute(update(_requests).where(row).values(answered_at=now, updated_at=now))
+            unlinked = and_(row, _requests.c.refund_id.is_(None))
             if refund is not None:
-                # A concurrent retry may have recorded the same answer first: then nothing to do.
-                values.update(refund_id=refund.id, status=request_status(refund.status))
-            else:
-                query = query.where(_requests.c.status == _CREATING)
-                values.update(status=status, failure_reason=failure_reason)
-            conn.execute(query.values(**values))
+                # A concurrent retry or a refund event may have recorded it first: keep theirs.
+                conn.execute(
+                    update(_requests)
+                    .where(unlinked)
+                    .values(refund_id=refund.id, status=request_status(refund.status))
+                )
+            elif status is not None:
+                conn.execute(
+                    update(_requests)
+                    .where(and_(unlinked, _requests.c.status == _CREATING))
+                    .values(status=status, failure_reason=failure_reason)
+                )
 
         run_in_transaction(self._engine, do, retries=self._config.db_retries)
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("refund_id", sa.String(length=255), nullable=True),
         sa.Column("reason", sa.String(length=32), nullable=True),
         sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mentorpay_refund_requests")),
