@@ -263,7 +263,8 @@ class RefundService:
             )
         if found.refund_id is not None:
             return _Claim(found, payment)
-        if found.status == _CREATING and now - found.created_at > KEY_LIFETIME:
+        # updated_at of a "creating" row is when its key was first sent (or re-armed).
+        if found.status == _CREATING and now - found.updated_at > KEY_LIFETIME:
             raise ConflictError(
                 f"refund request {found.request_key!r} of {found.payment_intent_id} has had an "
                 "unknown outcome for more than 24 hours, so Stripe may have forgotten its "
