@@ -216,7 +216,7 @@ def test_failure_marks_the_refund_request(engine: Engine) -> None:
 
 
 def test_refund_failure_in_another_currency_raises_currency_mismatch(engine: Engine) -> None:
-    """A failed refund in another currency than its payment is a permanent, typed error."""
+    """A refund or its failure in another currency than the payment is CurrencyMismatchError."""
     mp = facade(engine)
     deliver(mp, paid(0))
     deliver(mp, refunded(0, 2000))
@@ -226,6 +226,8 @@ def test_refund_failure_in_another_currency_raises_currency_mismatch(engine: Eng
         handler(conn, envelope)
     with pytest.raises(CurrencyMismatchError):
         mp.ledger.apply_refund_failure("pi_0", "re_x", Money(2000, "EUR"))
+    with pytest.raises(CurrencyMismatchError):
+        mp.ledger.apply_refund_total("pi_0", Money(3000, "EUR"))
     assert balances(mp, "m0") == (2700, 0, 0, 0, 0)
     assert mp.ledger.verify().ok
 
