@@ -82,13 +82,16 @@ def stripe_service(engine: Engine, **config: Any) -> RefundService:
 
 
 def test_full_refund_request_over_http(engine: Engine, http: responses.RequestsMock) -> None:
-    """A full refund sends the remaining amount and booking metadata under the cumulative key."""
+    """A full refund sends the remaining amount and booking metadata under its request's key."""
     ledger = record(engine)
     before = ledger.balance("3", "GBP")
     http.post(f"{API}/v1/refunds", json=refund_json(5000))
     result = stripe_service(engine).refund("pi_1", reason="requested_by_customer")
     request = http.calls[0].request
-    assert dict(parse_qsl(request.body)) == {
+    body = dict(parse_qsl(request.body))
+    # The refund names its request, so refund events find it even if this answer is lost.
+    assert body.pop("metadata[mentorpay_refund_request]").startswith("auto-")
+    assert body == {
         "payment_intent": "pi_1",
         "amount": "5000",
         "reason": "requested_by_customer",
@@ -96,7 +99,8 @@ def test_full_refund_request_over_http(engine: Engine, http: responses.RequestsM
         "metadata[mentor_id]": "3",
         "metadata[mentee_id]": "7",
     }
-    assert request.headers["Idempotency-Key"] == "mentorpay:refund:pi_1:to:5000"
+    assert request.headers["Idempotency-Key"].startswith("mentorpay:refund:pi_1:request:auto-")
+    assert request.headers["Idempotency-Key"] == result.idempotency_key
     assert "Stripe-Account" not in request.headers
     assert (result.refund_id, result.amount) == ("re_1", Money(5000, "GBP"))
     # The ledger waits for charge.refunded.
@@ -123,15 +127,17 @@ def test_connect_refund_follows_the_configured_policy(
     assert body["amount"] == "2000"
 
 
-def test_partial_refund_key_names_the_cumulative_target(
+def test_partial_refund_key_does_not_depend_on_the_ledger(
     engine: Engine, http: responses.RequestsMock
 ) -> None:
-    """After 20.00 was applied, refunding 10.00 more is keyed 'to:3000'."""
+    """After 20.00 was applied, refunding 10.00 more is keyed on its own request, not on 30.00."""
     ledger = record(engine)
     ledger.apply_refund_total("pi_1", Money(2000, "GBP"))
     http.post(f"{API}/v1/refunds", json=refund_json(1000))
-    stripe_service(engine).refund("pi_1", Money(1000, "GBP"))
-    assert http.calls[0].request.headers["Idempotency-Key"] == "mentorpay:refund:pi_1:to:3000"
+    result = stripe_service(engine).refund("pi_1", Money(1000, "GBP"))
+    key = http.calls[0].request.headers["Idempotency-Key"]
+    assert key == result.idempotency_key
+    assert key.startswith("mentorpay:refund:pi_1:request:auto-")
 
 
 def test_request_id_keys_the_refund_on_the_callers_id(
@@ -166,13 +172,13 @@ def test_stripe_refusal_writes_nothing(engine: Engine, http: responses.RequestsM
 
 
 def test_double_click_refunds_once(engine: Engine) -> None:
-    """Two identical refund calls before the webhook share a key; Stripe refunds once."""
+    """Two refund calls with one request_id (a double click's form token) refund once."""
     fake = FakeGateway()
     fake_pi = _paid_at_fake(fake)
     record(engine, pi=fake_pi["id"])
     service = RefundService(make_config(), engine, fake)
-    first = service.refund(fake_pi["id"], Money(2000, "GBP"))
-    second = service.refund(fake_pi["id"], Money(2000, "GBP"))
+    first = service.refund(fake_pi["id"], Money(2000, "GBP"), request_id="form-1")
+    second = service.refund(fake_pi["id"], Money(2000, "GBP"), request_id="form-1")
     assert first.refund_id == second.refund_id
     assert fake.charge(fake_pi["latest_charge"])["amount_refunded"] == 2000
 

@@ -20,6 +20,7 @@ from mentorpay.testing import (
     encode_event,
     make_event,
     payment_intent,
+    refund,
     sign_payload,
     stripe_id,
     transfer,
@@ -40,6 +41,7 @@ BUILDERS: list[tuple[Callable[..., dict[str, Any]], type, str]] = [
     (payment_intent, stripe.PaymentIntent, "payment_intent"),
     (charge, stripe.Charge, "charge"),
     (dispute, stripe.Dispute, "dispute"),
+    (refund, stripe.Refund, "refund"),
     (transfer, stripe.Transfer, "transfer"),
 ]
 
@@ -78,6 +80,9 @@ def test_fields_mentorpay_reads_are_declared_by_the_sdk() -> None:
         },
         stripe.Charge: {"id", "payment_intent", "amount_refunded", "currency", "metadata"},
         stripe.Dispute: {"id", "charge", "payment_intent", "amount", "currency", "status"},
+        stripe.Refund: {
+            "id", "charge", "payment_intent", "amount", "currency", "status", "failure_reason",
+        },
     }  # fmt: skip
     for cls, fields in reads.items():
         assert fields <= sdk_fields(cls), (cls, fields - sdk_fields(cls))

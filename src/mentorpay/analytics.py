@@ -149,9 +149,10 @@ class AnalyticsService:
             raise InvalidRequestError("until must be after since")
         p = _payments.c
         in_period = and_(p.created_at >= since, p.created_at < end)
-        refunded = case((p.amount_refunded > 0, 1), else_=0)
+        # refund_applied: refunds net of failed ones; the rest of amount_reversed is lost disputes.
+        refunded = case((p.refund_applied > 0, 1), else_=0)
         open_disputes = case((p.amount_disputed > 0, 1), else_=0)
-        lost = case((p.amount_reversed > p.amount_refunded, 1), else_=0)
+        lost = case((p.amount_reversed > p.refund_applied, 1), else_=0)
         payments_query = (
             select(
                 p.currency,

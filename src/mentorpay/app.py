@@ -32,6 +32,7 @@ from mentorpay.notifications import ContactLookup, Mailer, install_receipts
 from mentorpay.payments import PaymentReviewService
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
+from mentorpay.refund_events import RefundEventHandlers
 from mentorpay.refunds import RefundService
 from mentorpay.webhooks import WebhookProcessor
 
@@ -68,7 +69,7 @@ class MentorPay:
             config, self.engine, self.ledger, bookings=bookings, clock=clock
         )
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
-        self.refunds = RefundService(config, self.engine, gateway)
+        self.refunds = RefundService(config, self.engine, gateway, clock=clock)
         self.payments = PaymentReviewService(
             config, self.engine, self.ledger, bookings, gateway, clock=clock
         )
@@ -81,6 +82,11 @@ class MentorPay:
             config, self.engine, self.ledger, gateway, clock=clock, outbox=self.outbox
         )
         for event_type, handler in self.payouts.webhook_handlers().items():
+            self.webhooks.register(event_type, handler)
+        self.refund_events = RefundEventHandlers(
+            self.ledger, defer=self.webhooks.defer_until_recorded, clock=clock
+        )
+        for event_type, handler in self.refund_events.webhook_handlers().items():
             self.webhooks.register(event_type, handler)
         self._reconciler = Reconciler(
             config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock

@@ -26,6 +26,26 @@ won (or an inquiry closed) gives exactly its current hold back, lost reverses ex
 amount. Per payment the invariant is ``free share + held == payout - payout_reversed``, which is
 what makes the final balances independent of the order events arrive in.
 
+Refunds, and refunds that fail. Stripe does not document whether ``charge.amount_refunded``
+drops when a refund fails later, so the ledger assumes it does not and counts both facts
+separately on the payment: ``amount_refunded`` is the highest cumulative ``amount_refunded`` any
+``charge.refunded`` reported (monotone, so late and duplicate events change nothing) and
+``refund_failed`` the sum of the refunds reported ``failed`` or ``canceled`` (each refund id once,
+under the business key ``refund_failed:{refund_id}``). The refunds the ledger counts are::
+
+    effective = clamp(amount_refunded - refund_failed, 0, amount - lost_dispute_reversals)
+
+stored as ``refund_applied``; ``amount_reversed`` is ``refund_applied`` plus the lost disputes.
+Every refund event moves the ledger from the old effective total to the new one with cumulative
+targets (the mentor's share reversed after total reversals R is ``P * R / G`` rounded once, see
+:func:`~mentorpay.commission.split_refund`), so any order of ``charge.refunded`` and refund
+failures, with any duplicates, ends in the same balances. A failure puts the mentor's share back
+where a refund takes it from: pending while the payment is unreleased, available after. A
+failure that arrives before its ``charge.refunded`` posts nothing and is remembered. Should
+Stripe ever lower ``amount_refunded`` after a failure, the lower value is ignored (reconciliation
+then reports the ledger above Stripe) and a later refund is counted only above the previous
+high-water mark: an under-count, never a double reversal.
+
 Every posting has a business key that is unique in the database: posting an effect twice writes
 nothing the second time and reports ``created=False``. Every posting also updates the mentor's
 materialized balance row in the same transaction, so ``balance()`` is one primary-key read.
@@ -81,8 +101,10 @@ __all__ = [
     "PaymentOutcome",
     "PaymentRecord",
     "Posting",
+    "RefundChange",
     "VerifyReport",
     "payment_status",
+    "refund_change",
 ]
 
 logger = logging.getLogger("mentorpay.ledger")
@@ -370,9 +392,11 @@ def payment_status(
     """A payment's label, derived from its amounts so the order events arrived in never matters.
 
     ``needs_review`` while its money sits on the suspense account (``refunded`` once all of it
-    went back); ``disputed`` while a dispute is open; ``dispute_lost`` once a lost dispute took
-    money back (more was reversed than refunded); else ``refunded``, ``partially_refunded`` or
-    ``succeeded`` by how much was refunded.
+    went back). ``refunded`` is the refund total the ledger counts (``refund_applied``: refunds
+    net of failed ones), ``reversed_total`` that plus lost disputes. ``disputed`` while a
+    dispute is open; ``dispute_lost`` once a lost dispute took money back (more was reversed
+    than refunded); else ``refunded``, ``partially_refunded`` or ``succeeded`` by how much was
+    reversed.
     """
     if in_review:
         return "refunded" if reversed_total >= amount else "needs_review"
@@ -383,6 +407,76 @@ def payment_status(
     if reversed_total == 0:
         return "succeeded"
     return "refunded" if reversed_total >= amount else "partially_refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundChange:
+    """What moving a payment to a new refund state posts: ``delta`` leaves clearing (negative:
+    comes back), ``fee`` is taken from the commission and ``payout`` from the mentor's share
+    (negative: given back). ``values`` are the payment row's new columns."""
+
+    delta: int
+    fee: int
+    payout: int
+    values: dict[str, Any]
+
+
+def refund_change(m: Any, *, amount_refunded: int, refund_failed: int) -> RefundChange:
+    """The pure posting rule for refunds and failed refunds (see the module docstring).
+
+    ``m`` is the payment row's mapping; the new state is Stripe's high-water ``amount_refunded``
+    and the failed refunds seen. Cumulative targets make every path to one state post the same
+    totals, and a negative difference undoes exactly what a refund took.
+    """
+    amount, reversed_before = m["amount"], m["amount_reversed"]
+    lost = reversed_before - m["refund_applied"]
+    effective = min(max(amount_refunded - refund_failed, 0), amount - lost)
+    delta = effective - m["refund_applied"]
+    reversed_after = reversed_before + delta
+    cur = m["currency"]
+    split = Split(
+        Money(amount, cur),
+        Money(m["platform_fee"], cur),
+        Money(m["mentor_payout"], cur),
+        m["rate_bps"],
+        m["rounding"],
+    )
+    zero = Money(0, cur)
+
+    def target(total: int) -> int:
+        return split_refund(split, zero, Money(total, cur)).mentor_payout.amount
+
+    payout = target(reversed_after) - target(reversed_before)
+    fee = delta - payout
+    values = {
+        "amount_refunded": amount_refunded,
+        "refund_failed": refund_failed,
+        "refund_applied": effective,
+        "amount_reversed": reversed_after,
+        "fee_reversed": m["fee_reversed"] + fee,
+        "payout_reversed": m["payout_reversed"] + payout,
+        "status": payment_status(
+            amount=amount,
+            reversed_total=reversed_after,
+            refunded=effective,
+            disputed=m["amount_disputed"],
+            in_review=m["review_reason"] is not None,
+        ),
+    }
+    return RefundChange(delta, fee, payout, values)
+
+
+def _same_currency(m: Any, money: Money, what: str) -> None:
+    """A refund in another currency than its payment can never apply: a permanent error."""
+    if money.currency != m["currency"]:
+        raise CurrencyMismatchError(
+            f"{what} of {m['payment_intent_id']} is in {money.currency}, the payment in "
+            f"{m['currency']}",
+            payment_currency=m["currency"],
+            refund_currency=money.currency,
+            currency=m["currency"],
+            other_currency=money.currency,
+        )
 
 
 class LedgerService:
@@ -895,7 +989,7 @@ class LedgerService:
                     status=payment_status(
                         amount=m["amount"],
                         reversed_total=m["amount_reversed"],
-                        refunded=m["amount_refunded"],
+                        refunded=m["refund_applied"],
                         disputed=0,
                     ),
                     release_due_at=release_due_at,
@@ -980,79 +1074,131 @@ class LedgerService:
     ) -> Posting:
         """Bring the ledger up to Stripe's cumulative ``amount_refunded`` for the charge.
 
-        Only the difference from what is already applied is posted, under a key naming the
-        cumulative state, so duplicates and older events arriving late change nothing.
+        Only a new high of ``amount_refunded`` changes anything; the ledger then moves to the new
+        effective refund total (see the module docstring), under a key naming the cumulative
+        state, so duplicates and older events arriving late change nothing. Raises
+        :class:`CurrencyMismatchError` (permanent) for another currency than the payment's.
         """
 
         def do(c: Connection) -> Posting:
             row = self._payment_row(c, payment_intent_id)
             m = row._mapping
-            if amount_refunded.currency != m["currency"]:
-                raise CurrencyMismatchError(
-                    "refund currency differs from the payment's",
-                    payment_currency=m["currency"],
-                    refund_currency=amount_refunded.currency,
-                )
+            _same_currency(m, amount_refunded, "refund")
             key = f"refund:{payment_intent_id}:{amount_refunded.amount}"
-            delta = amount_refunded.amount - m["amount_refunded"]
-            if delta <= 0:
+            if amount_refunded.amount <= m["amount_refunded"]:
                 return Posting(key, created=False)
-            room = m["amount"] - m["amount_reversed"]
-            if delta > room:
+            change = refund_change(
+                m, amount_refunded=amount_refunded.amount, refund_failed=m["refund_failed"]
+            )
+            if change.values["refund_applied"] < amount_refunded.amount - m["refund_failed"]:
                 # Stripe never refunds more than was charged net of a lost dispute; if it says
                 # so anyway, reverse what is left rather than fail the event forever.
                 logger.warning(
-                    "refund of %s exceeds what remains on %s; clamping to %s",
-                    delta,
+                    "refunds of %s exceed what remains on %s; counting %s",
+                    amount_refunded,
                     payment_intent_id,
-                    room,
+                    change.values["refund_applied"],
                 )
-            applied = min(delta, room)
-            part = split_refund(
-                self._original_split(m),
-                Money(m["amount_reversed"], m["currency"]),
-                Money(applied, m["currency"]),
-            )
-            fee, payout = part.platform_fee.amount, part.mentor_payout.amount
-            now = self._clock()
-            reversed_total = m["amount_reversed"] + applied
-            share_legs, from_held = self._take_back(c, row, payout)
-            status = payment_status(
-                amount=m["amount"],
-                reversed_total=reversed_total,
-                refunded=amount_refunded.amount,
-                disputed=m["amount_disputed"],
-                in_review=m["review_reason"] is not None,
-            )
-            c.execute(
-                update(_payments)
-                .where(_payments.c.id == m["id"])
-                .values(
-                    amount_refunded=amount_refunded.amount,
-                    amount_reversed=reversed_total,
-                    fee_reversed=m["fee_reversed"] + fee,
-                    payout_reversed=m["payout_reversed"] + payout,
-                    payout_held=m["payout_held"] - from_held,
-                    status=status,
-                    updated_at=now,
+            posting = Posting(key, created=False)
+            from_held = 0
+            if change.delta != 0:
+                legs, from_held = self._refund_legs(c, row, change)
+                posting = self.post(
+                    c,
+                    business_key=key,
+                    kind="refund",
+                    currency=m["currency"],
+                    mentor_id=m["mentor_id"] or None,
+                    payment_intent_id=payment_intent_id,
+                    legs=legs,
                 )
+            self._store_refund_change(c, m, change, from_held)
+            return Posting(
+                key, posting.created, posting.transaction_id, Money(change.delta, m["currency"])
             )
+
+        return self._run(conn, do)
+
+    def apply_refund_failure(
+        self,
+        payment_intent_id: str,
+        refund_id: str,
+        amount: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """A refund failed or was canceled at Stripe: undo its ledger effect, exactly once.
+
+        The failure is counted once per ``refund_id`` (business key ``refund_failed:{id}``,
+        written even when nothing moves, so it is remembered). It takes the effective refund
+        total down (see the module docstring): the payer's money comes back to clearing, the
+        commission back to the platform, the mentor's share back to pending (unreleased) or
+        available (released). The returned posting's ``amount`` is what was un-refunded; 0 when
+        the failure overtook its ``charge.refunded``. Raises :class:`CurrencyMismatchError`
+        (permanent) for another currency than the payment's.
+        """
+        if not amount.is_positive():
+            raise InvalidAmountError(
+                "a failed refund must be positive", amount=amount.amount, currency=amount.currency
+            )
+
+        def do(c: Connection) -> Posting:
+            row = self._payment_row(c, payment_intent_id)
+            m = row._mapping
+            _same_currency(m, amount, "failed refund")
+            key = f"refund_failed:{refund_id}"
+            change = refund_change(
+                m,
+                amount_refunded=m["amount_refunded"],
+                refund_failed=m["refund_failed"] + amount.amount,
+            )
+            # A failure only gives money back (payout <= 0): no dispute hold is touched.
+            legs, from_held = self._refund_legs(c, row, change)
             posting = self.post(
                 c,
                 business_key=key,
-                kind="refund",
+                kind="refund_failed",
                 currency=m["currency"],
                 mentor_id=m["mentor_id"] or None,
                 payment_intent_id=payment_intent_id,
-                legs=[
-                    (CLEARING, None, applied),
-                    (self._platform_account(m), None, -fee),
-                    *share_legs,
-                ],
+                legs=legs,
             )
-            return Posting(key, posting.created, posting.transaction_id, part.gross)
+            if not posting.created:
+                return Posting(key, created=False)
+            self._store_refund_change(c, m, change, from_held)
+            return Posting(key, True, posting.transaction_id, Money(-change.delta, m["currency"]))
 
         return self._run(conn, do)
+
+    def _refund_legs(
+        self, c: Connection, row: Row[Any], change: RefundChange
+    ) -> tuple[list[Leg], int]:
+        """Money leaves (or comes back through) clearing; fee and share follow the targets.
+
+        A share taken back may come out of open dispute holds (see :meth:`_take_back`); the
+        second value is how much, for :meth:`_store_refund_change` to lower ``payout_held``.
+        """
+        m = row._mapping
+        from_held = 0
+        if change.payout >= 0:
+            share, from_held = self._take_back(c, row, change.payout)
+        else:
+            share = self._free_legs(row, -change.payout, +1)
+        platform = self._platform_account(m)
+        return [(CLEARING, None, change.delta), (platform, None, -change.fee), *share], from_held
+
+    def _store_refund_change(
+        self, c: Connection, m: Any, change: RefundChange, from_held: int = 0
+    ) -> None:
+        c.execute(
+            update(_payments)
+            .where(_payments.c.id == m["id"])
+            .values(
+                **change.values,
+                payout_held=m["payout_held"] - from_held,
+                updated_at=self._clock(),
+            )
+        )
 
     def open_dispute(
         self,
@@ -1125,7 +1271,7 @@ class LedgerService:
                     status=payment_status(
                         amount=m["amount"],
                         reversed_total=m["amount_reversed"],
-                        refunded=m["amount_refunded"],
+                        refunded=m["refund_applied"],
                         disputed=disputed_total,
                         in_review=m["review_reason"] is not None,
                     ),
@@ -1196,7 +1342,7 @@ class LedgerService:
             values["status"] = payment_status(
                 amount=m["amount"],
                 reversed_total=reversed_total,
-                refunded=m["amount_refunded"],
+                refunded=m["refund_applied"],
                 disputed=disputed_left,
                 in_review=m["review_reason"] is not None,
             )

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -39,6 +41,7 @@ __all__ = [
     "OutboxEffect",
     "Payment",
     "PayoutRequest",
+    "RefundRequest",
     "SentMessage",
     "UTCDateTime",
     "WebhookEvent",
@@ -50,6 +53,7 @@ __all__ = [
     "outbox_table",
     "payments_table",
     "payouts_table",
+    "refund_requests_table",
     "sent_messages_table",
     "transactions_table",
     "webhook_events_table",
@@ -120,8 +124,13 @@ class Payment(Base):
     amount_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     fee_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     payout_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
-    # Stripe's cumulative charge.amount_refunded as last applied.
+    # The highest cumulative charge.amount_refunded any charge.refunded reported (monotone).
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Sum of the refunds Stripe reported failed or canceled (each refund id counted once), and
+    # the refund total the ledger currently counts (see LedgerService.apply_refund_total); the
+    # rest of amount_reversed is lost disputes. Server defaults fill rows written before them.
+    refund_failed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refund_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Mentor share currently frozen by an open dispute, and the gross amount disputed.
     payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -334,6 +343,44 @@ class CheckoutSession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RefundRequest(Base):
+    """A platform refund, claimed before Stripe is called so its idempotency key never changes.
+
+    ``request_key`` is the caller's ``request_id`` or a generated one, unique per payment.
+    Status: ``creating`` (claimed; Stripe's answer not received, so a retry resends this very
+    request), ``pending`` / ``succeeded`` (Stripe's status), ``failed`` (refused by Stripe, or
+    failed later per ``refund.failed``) and ``canceled``. Refund events link a request whose
+    answer was lost by the ``mentorpay_refund_request`` metadata sent with it.
+    """
+
+    __tablename__ = "mentorpay_refund_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payment_intent_id: Mapped[str] = mapped_column(Id)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: Asked as "everything still refundable" (amount=None): a retry of that matches this row.
+    full_refund: Mapped[bool] = mapped_column(Boolean)
+    request_key: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    refund_id: Mapped[str | None] = mapped_column(Id, unique=True)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    #: When a caller of refund() received this request's outcome; until then a call for the
+    #: same payment and amount is a retry of it.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("payment_intent_id", "request_key"),
+        Index(
+            "ix_mentorpay_refund_requests_payment_intent_id_status", "payment_intent_id", "status"
+        ),
+    )
+
+
 # Typed Core handles for the statement-level code paths (``Model.__table__`` is typed as a
 # FromClause, which has no ``insert()``/``c`` of the right types for mypy).
 payments_table = cast(Table, Payment.__table__)
@@ -346,3 +393,4 @@ checkout_sessions_table = cast(Table, CheckoutSession.__table__)
 disputes_table = cast(Table, Dispute.__table__)
 outbox_table = cast(Table, OutboxEffect.__table__)
 sent_messages_table = cast(Table, SentMessage.__table__)
+refund_requests_table = cast(Table, RefundRequest.__table__)

@@ -672,6 +672,15 @@ class WebhookProcessor:
         more: dict[str, int] = conn.info.pop(_MORE_DEFERRED, None) or {}
         return batch, more.get(waiting_for)
 
+    def defer_until_recorded(
+        self, conn: Connection, payment_intent_id: str, apply: Callable[[], HandlerResult]
+    ) -> HandlerResult:
+        """For handlers registered from other modules: ``apply()`` if the payment is recorded,
+        else answer ``deferred`` on it (applied when it is recorded), or ``ignored`` if the
+        payment is known not to be mentorpay's. ``apply`` raises PaymentNotFoundError when the
+        payment is missing."""
+        return self._defer(conn, payment_intent_id, apply)
+
     # -- the pipeline ---------------------------------------------------------------------------
 
     @staticmethod

@@ -5,7 +5,7 @@
 - :class:`OutboxMailer`: a ``Mailer`` that keeps the receipts it is asked to send.
 - :func:`sign_payload`, :func:`make_event`, :func:`encode_event` and the object builders
   (:func:`checkout_session`, :func:`payment_intent`, :func:`charge`, :func:`dispute`,
-  :func:`transfer`): signed, Stripe-shaped webhook events.
+  :func:`refund`, :func:`transfer`): signed, Stripe-shaped webhook events.
 - :class:`OfflineCheckout`, :func:`post_webhook`: a local page standing in for Stripe Checkout
   that sends the app the signed webhooks Stripe would send (the examples' offline mode).
 - :func:`sqlite_engine`, :func:`postgres_engine`, :func:`truncate_all`: databases with
@@ -23,6 +23,7 @@ from mentorpay.testing._events import (
     encode_event,
     make_event,
     payment_intent,
+    refund,
     sign_payload,
     stripe_id,
     transfer,
@@ -57,6 +58,7 @@ __all__ = [
     "payment_intent",
     "post_webhook",
     "postgres_engine",
+    "refund",
     "sign_payload",
     "sqlite_engine",
     "stripe_id",

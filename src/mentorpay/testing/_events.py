@@ -35,6 +35,7 @@ __all__ = [
     "encode_event",
     "make_event",
     "payment_intent",
+    "refund",
     "sign_payload",
     "stripe_id",
     "transfer",
@@ -262,6 +263,47 @@ def dispute(
         "reason": reason,
         "status": status,
     }
+    obj.update(extra)
+    return obj
+
+
+def refund(
+    *,
+    id: str | None = None,
+    charge: str | None = None,
+    payment_intent: str | None = None,
+    amount: int = 1000,
+    currency: str = "gbp",
+    status: str = "succeeded",
+    failure_reason: str | None = None,
+    reason: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``refund`` object, shaped like Stripe's own fixture; ``failure_reason`` when failed.
+
+    Stripe's fixture leaves ``payment_intent`` null (the refund names its charge), so
+    handlers must find the payment by the charge too.
+    """
+    obj: dict[str, Any] = {
+        "id": id or stripe_id("re"),
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": stripe_id("txn"),
+        "charge": charge or stripe_id("ch"),
+        "created": _now(),
+        "currency": currency,
+        "metadata": dict(metadata or {}),
+        "payment_intent": payment_intent,
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": status,
+        "transfer_reversal": None,
+    }
+    if status == "failed" or failure_reason is not None:
+        obj["failure_reason"] = failure_reason or "unknown"
+        obj["failure_balance_transaction"] = stripe_id("txn")
     obj.update(extra)
     return obj
 
