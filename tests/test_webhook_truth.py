@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from mentorpay import BookingInfo, MentorpayConfig, Money, WebhookSignatureError
+from mentorpay import (
+    BookingInfo,
+    GatewayConnectionError,
+    MentorpayConfig,
+    Money,
+    WebhookSignatureError,
+)
 from mentorpay.app import MentorPay
 from mentorpay.testing import (
     FakeGateway,
@@ -363,3 +369,18 @@ def test_non_ascii_signature_header_is_a_400(engine: Engine, header: str) -> Non
     with pytest.raises(WebhookSignatureError) as info:
         mp.webhooks.process(body, header)
     assert info.value.http_status == 400
+
+
+def test_failed_automatic_duplicate_refund_is_retried_by_the_outbox(engine: Engine) -> None:
+    """A duplicate's automatic refund that fails stays pending and is retried with its key."""
+    mp, fake = make_mp(engine, refund_duplicate_payments=True)
+    send(mp, "payment_intent.succeeded", fake.add_payment_intent(own_intent("pi_1")))
+    duplicate = fake.add_payment_intent(own_intent("pi_2"))
+    fake.fail_next(GatewayConnectionError("lost"), method="create_refund", performed=True)
+    assert send(mp, "payment_intent.succeeded", duplicate).status == "needs_review"
+    assert mp.ledger.suspense("GBP") == Money(5000, "GBP")
+    report = mp.outbox.deliver_pending()
+    assert report.delivered == 1
+    keys = {c.idempotency_key for c in fake.calls_to("create_refund")}
+    assert len(keys) == 1
+    assert mp.ledger.suspense("GBP") == Money(0, "GBP")

@@ -9,7 +9,6 @@ under a deterministic idempotency key (a retry after a lost answer repeats, neve
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
@@ -25,8 +24,6 @@ from mentorpay.gateway import PaymentGateway, _key
 from mentorpay.ledger import LedgerService, PaymentRecord
 
 __all__ = ["PaymentReviewService", "ReviewAction", "review_refund_idempotency_key"]
-
-logger = logging.getLogger("mentorpay.payments")
 
 ReviewAction = Literal["credit", "refund"]
 
@@ -109,13 +106,13 @@ class PaymentReviewService:
         return payment.review_reason or ""
 
     def refund_duplicate(self, effect: Effect) -> None:
-        """After-commit hook: refund a second payment of an already-paid booking."""
+        """After-commit hook: refund a second payment of an already-paid booking.
+
+        A failure propagates, so the outbox keeps the effect pending and ``outbox run`` tries
+        again later under the same idempotency key (Stripe refunds once); meanwhile the payment
+        stays in the review queue.
+        """
         reason = str(effect.data.get("reason", ""))
         if not reason.startswith("already_paid") or ";" in reason:
             return  # only a clean duplicate; anything else waits for a human
-        payment_intent_id = str(effect.data["payment_intent_id"])
-        try:
-            self.resolve(payment_intent_id, action="refund")
-        except Exception:
-            # Stays in the review queue; the operator (or a later retry) refunds it.
-            logger.exception("automatic refund of duplicate payment %s failed", payment_intent_id)
+        self.resolve(str(effect.data["payment_intent_id"]), action="refund")
