@@ -279,6 +279,19 @@ TWO_DISPUTES = Plan(
     release_at=6,
     payout_percent=0,
 )
+# Found by this test on PostgreSQL: a whole-charge dispute (won) still open while a second one
+# opens (lost). The second must cover its own amount whatever the first is doing.
+# Events: 0 session, 1 intent, 2 dispute A created, 3 A closed, 4 B created, 5 B closed.
+OVERLAPPING_DISPUTES = Plan(
+    gross=50,
+    refunds=(),
+    failed=(),
+    disputes=(DisputePlan(50, "won"), DisputePlan(1, "lost")),
+    release="none",
+    order=(0, 1, 2, 4, 3, 5),
+    release_at=0,
+    payout_percent=0,
+)
 # A partial refund that the bank returns later (refund.failed): the refund is undone.
 # Events: 0 session, 1 intent, 2 refunded 2500, 3 refund failed.
 FAILED_REFUND = Plan(
@@ -330,6 +343,11 @@ def test_two_disputes_on_one_charge_hold_separately(engine: Engine) -> None:
     run(engine, TWO_DISPUTES)
 
 
+def test_overlapping_disputes_cover_their_own_amounts(engine: Engine) -> None:
+    """A dispute opened while another covers the whole charge still reverses its amount."""
+    run(engine, OVERLAPPING_DISPUTES)
+
+
 def test_failed_refund_is_undone(engine: Engine) -> None:
     """Issue 8 case 7: refund.failed gives the refunded share back to the mentor."""
     run(engine, FAILED_REFUND)
@@ -352,6 +370,7 @@ def test_any_order_of_a_payments_life_matches_the_oracle(engine: Engine) -> None
     @example(plan=CASE6_FULL)
     @example(plan=CASE6_PARTIAL)
     @example(plan=TWO_DISPUTES)
+    @example(plan=OVERLAPPING_DISPUTES)
     def check(plan: Plan) -> None:
         run(engine, plan)
 

@@ -600,15 +600,15 @@ class LedgerService:
         """The platform's side of a payment: its commission, or suspense while under review."""
         return SUSPENSE if m["review_reason"] is not None else COMMISSION
 
-    def _take_back(self, conn: Connection, row: Row[Any], amount: int) -> tuple[list[Leg], int]:
+    def _take_back(self, conn: Connection, m: Any, amount: int) -> tuple[list[Leg], int]:
         """Legs taking ``amount`` of one payment's mentor share back (refund, lost dispute).
 
         The free share goes first; what it cannot cover comes out of that payment's open dispute
         holds (a refund during an inquiry consumes the money the inquiry froze), shrinking them
         in dispute-id order; anything beyond (inconsistent data only) overdraws available.
         Returns the legs and how much came out of holds (the caller lowers ``payout_held``).
+        ``m`` is the payment row's mapping (or its state with a closing dispute's hold removed).
         """
-        m = row._mapping
         mentor = m["mentor_id"]
         if amount <= 0:
             return [], 0
@@ -1181,7 +1181,7 @@ class LedgerService:
         m = row._mapping
         from_held = 0
         if change.payout >= 0:
-            share, from_held = self._take_back(c, row, change.payout)
+            share, from_held = self._take_back(c, m, change.payout)
         else:
             share = self._free_legs(row, -change.payout, +1)
         platform = self._platform_account(m)
@@ -1226,15 +1226,21 @@ class LedgerService:
                 )
             if c.execute(select(_disputes.c.id).where(_disputes.c.id == dispute_id)).first():
                 return Posting(key, created=False)
-            covered = m["amount_reversed"] + m["amount_disputed"]
-            disputed = max(0, min(amount.amount, m["amount"] - covered))
+            gross = m["amount"]
+            # Clamped by what is still unreversed only: whether another dispute is open at this
+            # moment must not change what this one covers (the order events arrive in).
+            disputed = max(0, min(amount.amount, gross - m["amount_reversed"]))
             original = self._original_split(m)
             cur = m["currency"]
-            hold = 0
-            if disputed > 0:
-                target = split_refund(original, Money(covered, cur), Money(disputed, cur))
-                free = max(0, m["mentor_payout"] - m["payout_reversed"] - m["payout_held"])
-                hold = min(target.mentor_payout.amount, free)
+            zero = Money.zero(cur)
+
+            def target(total: int) -> int:
+                capped = Money(min(gross, total), cur)
+                return split_refund(original, zero, capped).mentor_payout.amount
+
+            covered = m["amount_reversed"] + m["amount_disputed"]
+            free = max(0, m["mentor_payout"] - m["payout_reversed"] - m["payout_held"])
+            hold = min(target(covered + disputed) - target(covered), free)
             now = self._clock()
             c.execute(
                 _disputes.insert().values(
@@ -1304,6 +1310,13 @@ class LedgerService:
             ).first()
             if dispute is None or dispute.status != "open":
                 return Posting(key, created=False)
+            now = self._clock()
+            # Closed first, so taking back a shortfall below never shrinks its own hold.
+            c.execute(
+                update(_disputes)
+                .where(_disputes.c.id == dispute_id)
+                .values(status="won" if won else "lost", updated_at=now)
+            )
             held, disputed = dispute.held, dispute.amount
             mentor, cur = m["mentor_id"], m["currency"]
             disputed_left = m["amount_disputed"] - disputed
@@ -1330,8 +1343,12 @@ class LedgerService:
                 if diff > 0:
                     legs += self._free_legs(row, diff, +1)
                 elif diff < 0:
-                    # Free share first; never out of another dispute's hold.
-                    legs.append((self._share_account(m), mentor, diff))
+                    # The free share first, then other disputes' holds (when overlapping
+                    # disputes cover more than was charged), as a refund would.
+                    released = {**m, "payout_held": m["payout_held"] - held}
+                    more, from_other_holds = self._take_back(c, released, -diff)
+                    legs += more
+                    values["payout_held"] -= from_other_holds
                 legs += [(CLEARING, None, applied), (self._platform_account(m), None, -fee)]
                 reversed_total = m["amount_reversed"] + applied
                 values.update(
@@ -1355,14 +1372,8 @@ class LedgerService:
                 payment_intent_id=payment_intent_id,
                 legs=legs,
             )
-            now = self._clock()
             values["updated_at"] = now
             c.execute(update(_payments).where(_payments.c.id == m["id"]).values(**values))
-            c.execute(
-                update(_disputes)
-                .where(_disputes.c.id == dispute_id)
-                .values(status="won" if won else "lost", updated_at=now)
-            )
             return Posting(key, posting.created, posting.transaction_id, Money(held, cur))
 
         return self._run(conn, do)
