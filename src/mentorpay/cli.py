@@ -21,7 +21,7 @@ from mentorpay._tables import BALANCE_HEADERS, balance_rows, table
 from mentorpay._version import __version__
 from mentorpay.app import MentorPay
 from mentorpay.config import DEFAULT_DATABASE_URL, MentorpayConfig
-from mentorpay.db import make_engine
+from mentorpay.db import make_engine, pooler_from_env
 from mentorpay.demo import run_demo
 from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
 from mentorpay.gateway import PaymentGateway
@@ -75,7 +75,10 @@ def _facade(args: argparse.Namespace) -> MentorPay:
     config = MentorpayConfig.from_env(env)
     gateway = None if config.stripe_secret_key else cast(PaymentGateway, _NoGateway())
     return MentorPay(
-        config, make_engine(config.database_url), bookings=InMemoryBookings(), gateway=gateway
+        config,
+        make_engine(config.database_url, pooler=config.pooler),
+        bookings=InMemoryBookings(),
+        gateway=gateway,
     )
 
 
@@ -100,7 +103,7 @@ def _database_url(args: argparse.Namespace) -> str:
 def cmd_db_upgrade(args: argparse.Namespace, out: Output) -> int:
     """Apply mentorpay's migrations."""
     url = _database_url(args)
-    engine = make_engine(url)
+    engine = make_engine(url, pooler=pooler_from_env(os.environ))
     try:
         upgrade(engine)
     finally:
@@ -111,7 +114,7 @@ def cmd_db_upgrade(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_balance(args: argparse.Namespace, out: Output) -> int:
     """Print one mentor's balances."""
-    engine = make_engine(_database_url(args))
+    engine = make_engine(_database_url(args), pooler=pooler_from_env(os.environ))
     try:
         ledger = LedgerService(engine)
         views = (
@@ -130,7 +133,7 @@ def cmd_balance(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_ledger_verify(args: argparse.Namespace, out: Output) -> int:
     """Recompute balances from the journal; exit 2 when anything disagrees."""
-    engine = make_engine(_database_url(args))
+    engine = make_engine(_database_url(args), pooler=pooler_from_env(os.environ))
     try:
         report = LedgerService(engine).verify()
     finally:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from mentorpay.commission import CommissionPolicy, CommissionResolver
+from mentorpay.db import Pooler, pooler_from_env
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
 
@@ -57,6 +58,9 @@ class MentorpayConfig(BaseModel):
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL
+    #: What sits in front of PostgreSQL: "transaction" (PgBouncer in transaction mode),
+    #: "session", "none" (direct); None: not known, so the safe choice (see ``make_engine``).
+    pooler: Pooler | None = None
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
@@ -129,7 +133,8 @@ class MentorpayConfig(BaseModel):
         cls, environ: Mapping[str, str] | None = None, **overrides: Any
     ) -> MentorpayConfig:
         """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET (comma-separated),
-        MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and MENTORPAY_HOLD_DAYS."""
+        MENTORPAY_DATABASE_URL, MENTORPAY_PGBOUNCER, MENTORPAY_COMMISSION_BPS and
+        MENTORPAY_HOLD_DAYS."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         secrets = [s for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
@@ -139,6 +144,9 @@ class MentorpayConfig(BaseModel):
             values["stripe_secret_key"] = env["STRIPE_SECRET_KEY"]
         if env.get("MENTORPAY_DATABASE_URL"):
             values["database_url"] = env["MENTORPAY_DATABASE_URL"]
+        pooler = pooler_from_env(env)
+        if pooler is not None:
+            values["pooler"] = pooler
         if env.get("MENTORPAY_COMMISSION_BPS"):
             values["commission"] = CommissionPolicy(
                 rate_bps=_env_int(env, "MENTORPAY_COMMISSION_BPS")

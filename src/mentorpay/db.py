@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,7 +27,9 @@ from mentorpay.errors import ConfigurationError, DatabaseBusyError
 
 __all__ = [
     "DEFAULT_RETRIES",
+    "POOLERS",
     "READ_ONLY",
+    "Pooler",
     "coerce_engine",
     "driver_execute",
     "insert_constructor",
@@ -35,6 +37,7 @@ __all__ = [
     "is_retryable",
     "make_engine",
     "placeholder",
+    "pooler_from_env",
     "read_connection",
     "run_in_transaction",
     "transaction",
@@ -42,22 +45,74 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: What sits between mentorpay and PostgreSQL; see :func:`make_engine`.
+Pooler = Literal["transaction", "session", "none"]
+POOLERS: tuple[Pooler, ...] = ("transaction", "session", "none")
+
 DEFAULT_RETRIES = 8
 #: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
 READ_ONLY = "mentorpay_read_only"
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine configured the way mentorpay's transactions need."""
+def make_engine(url: str, *, pooler: Pooler | None = None, **kwargs: Any) -> Engine:
+    """Create an engine configured the way mentorpay's transactions need.
+
+    ``pooler`` says what sits between mentorpay and PostgreSQL (ignored on SQLite):
+
+    - ``"transaction"``: PgBouncer (or a look-alike: Supavisor, RDS Proxy, pgcat) in
+      transaction pooling mode. Each transaction may run on a different server connection, so
+      psycopg's automatic server-side prepared statements are turned off
+      (``prepare_threshold=None``): a statement prepared on one server connection is missing
+      on the next (``InvalidSqlStatementName``) or collides with another client's
+      (``DuplicatePreparedStatement``).
+    - ``"session"`` or ``"none"``: a session-mode pooler or a direct connection; prepared
+      statements stay on.
+    - ``None`` (the default): mentorpay cannot know, because a pooler is invisible from the
+      client (hosts run PgBouncer on 5432, 6543 or 25061 as well as on 6432), so it takes the
+      setting that works everywhere: prepared statements off, as for ``"transaction"``. What this
+      gives up is small (mentorpay's hot paths send a handful of short statements per event;
+      measured in the README), what it avoids is a fraction of requests failing in production.
+      Pass ``pooler="none"`` for a direct connection to keep them.
+
+    An explicit ``connect_args={"prepare_threshold": ...}`` always wins. mentorpay keeps no
+    session state beyond a transaction either way: its advisory locks are transaction-scoped
+    and isolation levels are set per transaction by the driver, never with ``SET``.
+    """
+    if pooler not in POOLERS and pooler is not None:
+        raise ConfigurationError(
+            f"pooler must be one of {', '.join(POOLERS)} or None, got {pooler!r}", pooler=pooler
+        )
     try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url, **kwargs)
+        if pooler not in ("session", "none") and make_url(url).get_driver_name() == "psycopg":
+            connect_args = dict(kwargs.pop("connect_args", None) or {})
+            connect_args.setdefault("prepare_threshold", None)
+            kwargs["connect_args"] = connect_args
         # No pool_pre_ping: it costs a round trip per checkout on the webhook hot path; a dropped
         # connection fails its transaction, which callers retry as a whole.
         return create_engine(url, **kwargs)
     except Exception as exc:  # a bad URL or a missing driver is a setup error
         raise ConfigurationError(f"cannot create a database engine: {exc}", url=_safe(url)) from exc
+
+
+def pooler_from_env(environ: Mapping[str, str]) -> Pooler | None:
+    """The pooler named by ``MENTORPAY_PGBOUNCER``: ``1`` (transaction mode), ``session``, ``0``
+    (a direct connection); unset means "not known" (see :func:`make_engine`)."""
+    raw = environ.get("MENTORPAY_PGBOUNCER", "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on", "transaction"):
+        return "transaction"
+    if raw == "session":
+        return "session"
+    if raw in ("0", "false", "no", "off", "none"):
+        return "none"
+    raise ConfigurationError(
+        "MENTORPAY_PGBOUNCER must be 1 (transaction pooling), session, or 0 (direct connection)",
+        value=raw,
+    )
 
 
 def _safe(url: str) -> str:
