@@ -15,15 +15,18 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
-from mentorpay.errors import ConfigurationError, DatabaseBusyError
+from mentorpay.errors import ConfigurationError, DatabaseBusyError, DatabaseUnavailableError
+from mentorpay.models import UTCDateTime
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -35,11 +38,15 @@ __all__ = [
     "insert_constructor",
     "insert_for",
     "is_retryable",
+    "is_unavailable",
     "make_engine",
+    "outages_typed",
     "placeholder",
     "pooler_from_env",
+    "raw_connection",
     "read_connection",
     "run_in_transaction",
+    "time_binder",
     "transaction",
 ]
 
@@ -53,6 +60,9 @@ DEFAULT_RETRIES = 8
 #: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
 READ_ONLY = "mentorpay_read_only"
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: Server going away or refusing: admin/crash shutdown, starting up, too many connections.
+#: (Class 08, connection exceptions, is matched by its prefix.)
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def make_engine(url: str, *, pooler: Pooler | None = None, **kwargs: Any) -> Engine:
@@ -181,6 +191,64 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database refused the connection or the connection was lost.
+
+    Accepts SQLAlchemy's wrapped errors and bare driver errors (``engine.raw_connection()``
+    raises those). A driver ``OperationalError``/``InterfaceError`` with no SQLSTATE is one the
+    client raised itself (refused, reset, "server closed the connection unexpectedly"); one
+    with a SQLSTATE is the server speaking, and only class 08 and the shutdown codes mean it is
+    going away. SQLite: a database file that cannot be opened.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig: BaseException | None = exc.orig
+    else:
+        orig = exc
+    if orig is None:
+        return False
+    if isinstance(orig, sqlite3.Error):
+        return "unable to open database file" in str(orig).lower()
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate:
+        return str(sqlstate).startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+    # PEP 249 names, matched by name: the driver is not imported here.
+    names = {cls.__name__ for cls in type(orig).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError"})
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailableError:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    # The driver's text names hosts, not passwords; only its type goes into the details.
+    return DatabaseUnavailableError(
+        "the database is unavailable (connection refused or lost); nothing was half-applied, "
+        "retry later",
+        cause=type(orig).__name__,
+    )
+
+
+@contextmanager
+def outages_typed() -> Iterator[None]:
+    """Turn connection refusal and loss inside the block into :class:`DatabaseUnavailableError`."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_unavailable(exc):
+            raise _unavailable(exc) from exc
+        raise
+
+
+def raw_connection(engine: Engine) -> PoolProxiedConnection:
+    """``engine.raw_connection()``, with a refused connection typed as for every other path."""
+    try:
+        return engine.raw_connection()
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise _unavailable(exc) from exc
+        raise
+
+
 def run_in_transaction(
     engine: Engine,
     fn: Callable[[Connection], T],
@@ -199,6 +267,10 @@ def run_in_transaction(
                 return fn(conn)
         except DBAPIError as exc:
             attempt += 1
+            if is_unavailable(exc):
+                # Not retried here: a database that is down stays down for longer than a
+                # request should wait; the caller (Stripe, the host) retries the whole call.
+                raise _unavailable(exc) from exc
             if not is_retryable(exc):
                 raise
             if attempt > retries:
@@ -207,6 +279,22 @@ def run_in_transaction(
                 ) from exc
             # Full jitter: spreads colliding writers apart instead of retrying in lockstep.
             time.sleep(random.uniform(0, base_delay * (2 ** min(attempt, 8))))
+
+
+def time_binder(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """What the driver must be given for a timestamp, exactly as Core would bind it.
+
+    For statements sent straight to the driver (:func:`driver_execute`). The type's
+    *dialect* implementation matters: ``UTCDateTime().bind_processor`` alone skips SQLite's
+    ``DATETIME`` formatting, and sqlite3 would then store ``...12:00:00+00:00`` beside Core's
+    ``...12:00:00.000000``, which compares as an earlier instant.
+    """
+    processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _same
+
+
+def _same(value: datetime | None) -> Any:
+    return value
 
 
 def insert_constructor(dialect_name: str) -> Any:
@@ -245,7 +333,13 @@ def driver_execute(conn: Connection, sql: str, params: Sequence[Any]) -> list[tu
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description else []
     except driver_error as exc:
-        raise DBAPIError.instance(sql, params, exc, driver_error) from exc
+        dead = conn.dialect.is_disconnect(cast(Any, exc), conn.connection.dbapi_connection, cursor)
+        if dead:
+            # As Core does for its own statements: the pool must not hand this one out again.
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, params, exc, driver_error, connection_invalidated=dead
+        ) from exc
     finally:
         cursor.close()
 
@@ -259,7 +353,7 @@ def read_connection(engine: Engine, *, snapshot: bool = False) -> Iterator[Conne
     with ``snapshot=True`` a read-only REPEATABLE READ transaction instead, so that several
     statements see one consistent state (``verify()`` must not report a posting half-seen).
     """
-    with engine.connect() as conn:
+    with outages_typed(), engine.connect() as conn:
         options: dict[str, Any] = {READ_ONLY: True}
         if conn.dialect.name != "sqlite":
             if snapshot:
@@ -272,5 +366,5 @@ def read_connection(engine: Engine, *, snapshot: bool = False) -> Iterator[Conne
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """A plain transaction without retry, for callers composing their own unit of work."""
-    with engine.begin() as conn:
+    with outages_typed(), engine.begin() as conn:
         yield conn

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from mentorpay.config import MentorpayConfig
+from mentorpay.db import read_connection
 from mentorpay.errors import (
     ConflictError,
     CurrencyMismatchError,
@@ -88,7 +89,7 @@ class RefundService:
             )
         if request_id is not None and not request_id.strip():
             raise InvalidRequestError("request_id cannot be empty")
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             row = conn.execute(
                 select(_payments).where(_payments.c.payment_intent_id == payment_intent_id)
             ).first()
