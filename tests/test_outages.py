@@ -7,6 +7,7 @@ interrupted transaction applies nothing, and retrying converges on the exact sta
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ import mentorpay
 from mentorpay.app import MentorPay
 from mentorpay.bookings import BookingInfo
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import make_engine
+from mentorpay.db import is_unavailable, make_engine
 from mentorpay.errors import DatabaseBusyError, DatabaseUnavailableError
 from mentorpay.money import Money
 from mentorpay.testing import FakeGateway, InMemoryBookings, encode_event, sign_payload
@@ -190,3 +191,36 @@ def test_terminated_backends_mid_batch_converge_on_retry(
     finally:
         engine.dispose()
         killer.dispose()
+
+
+class OperationalError(Exception):
+    """A stand-in for a PEP 249 driver's OperationalError (matched by name, as psycopg's)."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class IntegrityError(Exception):
+    """A stand-in for a PEP 249 driver's IntegrityError."""
+
+    sqlstate = "23505"
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (OperationalError("connection refused"), True),
+        (OperationalError("terminating connection", "57P01"), True),
+        (OperationalError("connection failure", "08006"), True),
+        (OperationalError("could not serialize access", "40001"), False),
+        (OperationalError("canceling statement due to statement timeout", "57014"), False),
+        (IntegrityError("duplicate key"), False),
+        (sqlite3.OperationalError("unable to open database file"), True),
+        (sqlite3.OperationalError("database is locked"), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_only_refusal_and_loss_count_as_unavailable(exc: BaseException, expected: bool) -> None:
+    """Serialization failures, timeouts, constraint errors and locks are not outages."""
+    assert is_unavailable(exc) is expected
