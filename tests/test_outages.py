@@ -26,7 +26,7 @@ from mentorpay.db import is_unavailable, make_engine
 from mentorpay.errors import DatabaseBusyError, DatabaseUnavailableError
 from mentorpay.money import Money
 from mentorpay.testing import FakeGateway, InMemoryBookings, encode_event, sign_payload
-from tests.conftest import POSTGRES_URL
+from tests.conftest import PG_LEGS, POSTGRES_URL, database_leg
 from tests.fixtures.webhook_support import SECRET, intent_succeeded, make_harness
 
 KILL_ROUNDS = 8
@@ -90,30 +90,30 @@ def test_database_unavailable_is_a_retryable_503_and_a_busy_error() -> None:
     assert mentorpay.DatabaseUnavailableError is DatabaseUnavailableError
 
 
-@pytest.fixture
-def pg_url_and_schema(_pg_engine: Engine | None) -> tuple[str, str]:
-    """The direct PostgreSQL test database, cleaned, with its schema."""
-    if _pg_engine is None or not POSTGRES_URL:
-        pytest.skip("MENTORPAY_TEST_POSTGRES_URL is not set")
-    from mentorpay.testing import truncate_all
-
-    truncate_all(_pg_engine)
-    with _pg_engine.connect() as conn:
+@pytest.fixture(params=PG_LEGS)
+def victim(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Engine, str, dict[str, str]]:
+    """A fresh engine on a clean PostgreSQL database (direct, or through PgBouncer), and the
+    filter on pg_stat_activity that finds its server connections."""
+    base = next(database_leg(request, tmp_path))
+    url = base.url.render_as_string(hide_password=False)
+    if request.param == "pgbouncer":
+        # The run's database is its own: every server connection to it is the pool's.
+        engine = make_engine(url, pooler="transaction")
+        return engine, "datname = :key", {"key": str(base.url.database)}
+    with base.connect() as conn:
         schema = conn.execute(text("SELECT current_schema()")).scalar_one()
-    return POSTGRES_URL, schema
+    app = f"mentorpay-outage-{schema}"
+    options = {"options": f"-csearch_path={schema}", "application_name": app}
+    return make_engine(url, connect_args=options), "application_name = :key", {"key": app}
 
 
-@pytest.mark.postgres
 def test_terminated_backends_mid_batch_converge_on_retry(
-    pg_url_and_schema: tuple[str, str],
+    victim: tuple[Engine, str, dict[str, str]],
 ) -> None:
     """pg_terminate_backend on the pool mid-batch: only typed 503s; retries reach exact sums."""
-    url, schema = pg_url_and_schema
-    app = f"mentorpay-outage-{schema}"
-    engine = make_engine(
-        url, connect_args={"options": f"-csearch_path={schema}", "application_name": app}
-    )
-    killer = make_engine(url, isolation_level="AUTOCOMMIT")
+    engine, where, params = victim
+    assert POSTGRES_URL is not None
+    killer = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     h = make_harness(engine)
     payments = 120
     work: queue.Queue[tuple[int, bytes, str]] = queue.Queue()
@@ -151,9 +151,9 @@ def test_terminated_backends_mid_batch_converge_on_retry(
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE application_name = :app"
+                        f" WHERE {where} AND pid <> pg_backend_pid()"
                     ),
-                    {"app": app},
+                    params,
                 )
             stop.wait(0.1)
 
