@@ -66,6 +66,7 @@ def _entry_points(mp: MentorPay) -> dict[str, Callable[[], Any]]:
         "refunds.refund": lambda: mp.refunds.refund("pi_down"),
         "events": mp.webhooks.list_events,
         "stats": lambda: mp.stats(mp.clock()),
+        "upgrade_schema": mp.upgrade_schema,
     }
 
 

@@ -5,7 +5,12 @@
   failing on upgrade half-way through a transaction.
 - PostgreSQL (and PostgreSQL-wire distributed SQL): READ COMMITTED plus conditional updates and
   unique constraints; serialization failures (40001) and deadlocks (40P01) are retried with
-  jittered exponential backoff, a bounded number of times.
+  jittered exponential backoff, a bounded number of times. Through PgBouncer in transaction
+  mode: no server-side prepared statements (:func:`make_engine`'s ``pooler``) and no session
+  state beyond a transaction.
+- Both: a refused or lost connection is :class:`~mentorpay.errors.DatabaseUnavailableError`
+  (503) wherever it surfaces (:func:`run_in_transaction`, :func:`read_connection`,
+  :func:`transaction`, :func:`raw_connection`), never a driver exception.
 """
 
 from __future__ import annotations
@@ -80,10 +85,10 @@ def make_engine(url: str, *, pooler: Pooler | None = None, **kwargs: Any) -> Eng
       statements stay on.
     - ``None`` (the default): mentorpay cannot know, because a pooler is invisible from the
       client (hosts run PgBouncer on 5432, 6543 or 25061 as well as on 6432), so it takes the
-      setting that works everywhere: prepared statements off, as for ``"transaction"``. What this
-      gives up is small (mentorpay's hot paths send a handful of short statements per event;
-      measured in the README), what it avoids is a fraction of requests failing in production.
-      Pass ``pooler="none"`` for a direct connection to keep them.
+      setting that works everywhere: prepared statements off, as for ``"transaction"``. That
+      costs speed on a direct connection (fresh webhooks about 1.5x slower in one measurement,
+      see the README), where the wrong guess the other way fails a share of requests
+      outright behind a pooler. Pass ``pooler="none"`` for a direct connection to keep them.
 
     An explicit ``connect_args={"prepare_threshold": ...}`` always wins. mentorpay keeps no
     session state beyond a transaction either way: its advisory locks are transaction-scoped

@@ -24,6 +24,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
+from mentorpay.db import outages_typed
+
 __all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "alembic_config", "lock_for_upgrade", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -42,8 +44,10 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply mentorpay's migrations up to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Apply mentorpay's migrations up to ``revision`` (idempotent; safe to run from several
+    processes at once). A database that cannot be reached raises ``DatabaseUnavailableError``."""
+    with outages_typed():
+        command.upgrade(alembic_config(engine), revision)
 
 
 def lock_for_upgrade(connection: Connection) -> None:
