@@ -11,8 +11,19 @@ from hypothesis import settings
 from sqlalchemy import Engine
 
 from mentorpay.testing import POSTGRES_URL_ENV, postgres_engine, sqlite_engine, truncate_all
+from tests.fixtures.pooler import PGBOUNCER_URL_ENV, pgbouncer_engine
 
 POSTGRES_URL = os.environ.get(POSTGRES_URL_ENV)
+PGBOUNCER_URL = os.environ.get(PGBOUNCER_URL_ENV)
+
+#: The database legs of most tests, and the same plus PgBouncer in transaction pooling mode for
+#: the tests that must hold behind a pooler (concurrency, storm, payouts).
+DB_LEGS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+DB_LEGS_WITH_POOLER = [*DB_LEGS, pytest.param("pgbouncer", marks=pytest.mark.pgbouncer)]
+PG_LEGS = [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("pgbouncer", marks=pytest.mark.pgbouncer),
+]
 
 # Tests that leave the example count to the profile (the payment-lifecycle ordering test) run a
 # modest number in CI; HYPOTHESIS_PROFILE=thorough runs many more locally. Tests that set
@@ -32,25 +43,43 @@ def _pg_engine() -> Iterator[Engine | None]:
         yield engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A clean database with mentorpay's tables, on SQLite and on PostgreSQL."""
+@pytest.fixture(scope="session")
+def _bouncer_engine() -> Iterator[Engine | None]:
+    if not PGBOUNCER_URL:
+        yield None
+        return
+    if not POSTGRES_URL:
+        raise RuntimeError(f"{PGBOUNCER_URL_ENV} needs {POSTGRES_URL_ENV} (to create its database)")
+    with pgbouncer_engine(POSTGRES_URL, PGBOUNCER_URL) as engine:
+        yield engine
+
+
+def database_leg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The clean database of one leg: sqlite, postgres or pgbouncer (skipped if unset)."""
     if request.param == "sqlite":
         eng = sqlite_engine(tmp_path)
         yield eng
         eng.dispose()
         return
-    pg: Engine | None = request.getfixturevalue("_pg_engine")
-    if pg is None:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    truncate_all(pg)
-    yield pg
+    if request.param == "pgbouncer":
+        found: Engine | None = request.getfixturevalue("_bouncer_engine")
+        missing = PGBOUNCER_URL_ENV
+    else:
+        found = request.getfixturevalue("_pg_engine")
+        missing = POSTGRES_URL_ENV
+    if found is None:
+        pytest.skip(f"{missing} is not set")
+    truncate_all(found)
+    yield found
 
 
-@pytest.fixture
-def pg_engine(_pg_engine: Engine | None) -> Engine:
-    """A clean PostgreSQL database; skipped when none is configured."""
-    if _pg_engine is None:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    truncate_all(_pg_engine)
-    return _pg_engine
+@pytest.fixture(params=DB_LEGS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A clean database with mentorpay's tables, on SQLite and on PostgreSQL."""
+    yield from database_leg(request, tmp_path)
+
+
+@pytest.fixture(params=PG_LEGS)
+def pg_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A clean PostgreSQL database, direct and through PgBouncer; skipped when not configured."""
+    yield from database_leg(request, tmp_path)

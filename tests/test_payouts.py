@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,6 +36,7 @@ from mentorpay.models import PayoutRequest
 from mentorpay.money import Money
 from mentorpay.payouts import PAYOUT_STATUSES, TRANSITIONS, PayoutService, can_transition
 from mentorpay.testing import FakeGateway, make_event, transfer
+from tests.conftest import DB_LEGS_WITH_POOLER, database_leg
 from tests.fixtures.declared_bookings import RigProcessor
 
 API = "https://api.stripe.com"
@@ -102,6 +104,12 @@ def payout_rows(engine: Engine) -> int:
         return int(
             conn.execute(select(func.count()).select_from(PayoutRequest.__table__)).scalar_one()
         )
+
+
+@pytest.fixture(params=DB_LEGS_WITH_POOLER)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A clean database: SQLite, PostgreSQL, and PostgreSQL through PgBouncer (transaction mode)."""
+    yield from database_leg(request, tmp_path)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from mentorpay.testing import encode_event, sign_payload, sqlite_engine
 from mentorpay.webhooks import WebhookResult
+from tests.conftest import PG_LEGS, database_leg
 from tests.fixtures.webhook_storm import (
     build,
     check_effects,
@@ -102,19 +103,19 @@ def _engine_for(kind: str, tmp_path: Path, pg: Engine | None) -> tuple[Engine, s
     assert pg is not None
     with pg.connect() as conn:
         schema = conn.execute(text("SELECT current_schema()")).scalar_one()
-    return pg, pg.url.render_as_string(hide_password=False), schema
+    # Through PgBouncer the run has a database of its own (no search_path option there).
+    return pg, pg.url.render_as_string(hide_password=False), "-" if schema == "public" else schema
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_LEGS])
 def kill_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, str, str]]:
-    """A database for the kill test, on SQLite and PostgreSQL."""
+    """A database for the kill test, on SQLite, PostgreSQL and PostgreSQL through PgBouncer."""
     if request.param == "sqlite":
         engine, url, schema = _engine_for("sqlite", tmp_path, None)
         yield engine, url, schema
         engine.dispose()
         return
-    pg: Engine = request.getfixturevalue("pg_engine")
-    yield _engine_for("postgres", tmp_path, pg)
+    yield _engine_for("postgres", tmp_path, next(database_leg(request, tmp_path)))
 
 
 def test_worker_killed_midstream_converges_after_redelivery(

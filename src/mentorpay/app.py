@@ -103,7 +103,8 @@ class MentorPay:
     ) -> MentorPay:
         """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, MENTORPAY_DATABASE_URL, ..."""
         config = MentorpayConfig.from_env(environ, **overrides)
-        return cls(config, make_engine(config.database_url), bookings=bookings, gateway=gateway)
+        engine = make_engine(config.database_url, pooler=config.pooler)
+        return cls(config, engine, bookings=bookings, gateway=gateway)
 
     # -- schema -------------------------------------------------------------------------------
 

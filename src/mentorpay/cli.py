@@ -41,7 +41,7 @@ from mentorpay._version import __version__
 from mentorpay.app import MentorPay
 from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.config import DEFAULT_DATABASE_URL, MentorpayConfig, hide_password
-from mentorpay.db import make_engine
+from mentorpay.db import make_engine, pooler_from_env
 from mentorpay.errors import ConfigurationError, InvalidRequestError, MentorpayError
 from mentorpay.gateway import REFUND_REASONS, PaymentGateway
 from mentorpay.inbox import parse_duration
@@ -163,7 +163,7 @@ def _require_schema(engine: Engine) -> None:
 
 def _engine(args: argparse.Namespace) -> Engine:
     """The command's database, checked to hold mentorpay's current schema."""
-    engine = make_engine(_database_url(args))
+    engine = make_engine(_database_url(args), pooler=pooler_from_env(os.environ))
     try:
         _require_schema(engine)
     except BaseException:
@@ -243,7 +243,7 @@ def _print_json(out: Output, value: Any) -> None:
 
 def cmd_db_upgrade(args: argparse.Namespace, out: Output) -> int:
     """Apply mentorpay's migrations."""
-    engine = make_engine(_database_url(args))
+    engine = make_engine(_database_url(args), pooler=pooler_from_env(os.environ))
     try:
         upgrade(engine)
     finally:

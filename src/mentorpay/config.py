@@ -25,6 +25,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 
 from mentorpay.commission import CommissionPolicy, CommissionResolver
+from mentorpay.db import Pooler, pooler_from_env
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
 
@@ -98,6 +99,10 @@ class MentorpayConfig(BaseModel):
             data = {k: v for k, v in data.items() if k != "livemode"}
             data["livemode"] = key_is_live(data.get("stripe_secret_key"))
         return data
+
+    #: What sits in front of PostgreSQL: "transaction" (PgBouncer in transaction mode),
+    #: "session", "none" (direct); None: not known, so the safe choice (see ``make_engine``).
+    pooler: Pooler | None = None
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
@@ -205,7 +210,7 @@ class MentorpayConfig(BaseModel):
         cls, environ: Mapping[str, str] | None = None, **overrides: Any
     ) -> MentorpayConfig:
         """Build from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET (comma-separated),
-        STRIPE_API_BASE, MENTORPAY_DATABASE_URL, MENTORPAY_COMMISSION_BPS and
+        STRIPE_API_BASE, MENTORPAY_DATABASE_URL, MENTORPAY_PGBOUNCER, MENTORPAY_COMMISSION_BPS and
         MENTORPAY_HOLD_DAYS."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -218,6 +223,9 @@ class MentorpayConfig(BaseModel):
             values["stripe_api_base"] = env["STRIPE_API_BASE"]
         if env.get("MENTORPAY_DATABASE_URL"):
             values["database_url"] = env["MENTORPAY_DATABASE_URL"]
+        pooler = pooler_from_env(env)
+        if pooler is not None:
+            values["pooler"] = pooler
         if env.get("MENTORPAY_COMMISSION_BPS"):
             values["commission"] = CommissionPolicy(
                 rate_bps=_env_int(env, "MENTORPAY_COMMISSION_BPS")

@@ -33,6 +33,7 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
     │   └── GatewayInvalidRequestError (502)
     ├── WebhookProcessingError (500)        handler failed; Stripe must retry
     └── DatabaseBusyError (503)             retries on serialization failure exhausted
+        └── DatabaseUnavailableError (503)  connection refused or lost; retry later
 
 Subclasses never need a custom ``__init__``: pass a message and keyword details.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "ConflictError",
     "CurrencyMismatchError",
     "DatabaseBusyError",
+    "DatabaseUnavailableError",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayInvalidRequestError",
@@ -290,3 +292,16 @@ class DatabaseBusyError(MentorpayError):
     http_status = 503
     code = "database_busy"
     retryable = True
+
+
+class DatabaseUnavailableError(DatabaseBusyError):
+    """The database refused the connection or the connection was lost (restart, failover,
+    network): nothing was half-applied, and retrying the same call later is safe.
+
+    A subclass of :class:`DatabaseBusyError` so that code answering 503 "retry later" to one
+    handles the other without change. A transaction cut off before its commit was rolled back by
+    the server; one cut off during its commit may have committed whole, and mentorpay's
+    idempotency (event ids, business keys) makes the retry find it done.
+    """
+
+    code = "database_unavailable"

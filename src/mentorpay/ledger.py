@@ -76,6 +76,7 @@ from mentorpay.db import (
     placeholder,
     read_connection,
     run_in_transaction,
+    time_binder,
 )
 from mentorpay.errors import (
     ConflictError,
@@ -85,7 +86,6 @@ from mentorpay.errors import (
     InvalidRequestError,
     PaymentNotFoundError,
 )
-from mentorpay.models import UTCDateTime
 from mentorpay.models import balances_table as _balances
 from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import entries_table as _entries
@@ -176,9 +176,8 @@ class _Statements:
         insert_constructor(conn.dialect.name)  # refuses unsupported databases
         p = placeholder(conn)
         self._p = p
-        self.bind_time: Callable[[datetime | None], Any] = (
-            UTCDateTime().bind_processor(conn.dialect) or _identity
-        )
+        # The dialect's own processor: SQLite stores exactly what Core stores.
+        self.bind_time: Callable[[datetime | None], Any] = time_binder(conn.dialect)
         self.insert_payment = (
             f"INSERT INTO mentorpay_payments ({', '.join(_PAYMENT_COLUMNS)})"
             f" VALUES ({', '.join([p] * len(_PAYMENT_COLUMNS))})"
@@ -238,10 +237,6 @@ class _Statements:
                 f" (transaction_id, account, mentor_id, currency, amount) VALUES {values}"
             )
         return sql
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 _SELECT_BALANCE = select(_balances).where(

@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import run_in_transaction
+from mentorpay.db import read_connection, run_in_transaction
 from mentorpay.errors import (
     GatewayError,
     IdempotencyConflictError,
@@ -249,7 +249,7 @@ class PayoutService:
     def get(self, payout_id: int, *, mentor_id: str | None = None) -> PayoutView:
         """One payout request. With ``mentor_id``, another mentor's request is refused
         (:class:`NotAuthorizedError`)."""
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             row = self._row(conn, payout_id)
         view = PayoutView.from_row(row)
         self._authorize(view, mentor_id)
@@ -270,7 +270,7 @@ class PayoutService:
             query = query.where(_payouts.c.mentor_id == mentor_id)
         if status is not None:
             query = query.where(_payouts.c.status == status)
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             rows = conn.execute(query.order_by(_payouts.c.id.desc()).limit(limit)).all()
         return [PayoutView.from_row(r) for r in rows]
 

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
 from mentorpay.config import MentorpayConfig
+from mentorpay.db import read_connection
 from mentorpay.errors import (
     GatewayError,
     InvalidRequestError,
@@ -384,7 +385,7 @@ class Reconciler:
             if pi.status == "succeeded" and all(pi.metadata.get(k) for k in _METADATA_KEYS):
                 stripe_side[pi.id] = pi
         report.checked = len(stripe_side)
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             local = self._payments_by_intent(conn, list(stripe_side))
             recent = conn.execute(
                 select(_payments).where(
@@ -502,7 +503,7 @@ class Reconciler:
         for refund in self._gateway.list_refunds(created_gte=since, created_lt=until):
             if refund.payment_intent_id is not None:
                 charge_of[refund.payment_intent_id] = refund.charge_id
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             rows = self._payments_by_intent(conn, sorted(charge_of))
             for local in conn.execute(
                 select(_payments).where(
@@ -621,7 +622,7 @@ class Reconciler:
             for d in self._gateway.list_disputes(created_gte=since, created_lt=until)
             if d.payment_intent_id is not None
         ]
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             local_payments = self._payments_by_intent(
                 conn, sorted({d.payment_intent_id for d in disputes if d.payment_intent_id})
             )
@@ -742,7 +743,7 @@ class Reconciler:
             if t.metadata.get(_PAYOUT_METADATA, "").isdigit()
         ]
         report.checked = len(transfers)
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             ids = sorted({int(t.metadata[_PAYOUT_METADATA]) for t in transfers})
             by_id: dict[int, Any] = {}
             by_transfer: dict[str, Any] = {}

@@ -111,7 +111,15 @@ from sqlalchemy.engine import Connection
 from mentorpay._clock import utcnow
 from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import driver_execute, is_retryable, placeholder, run_in_transaction
+from mentorpay.db import (
+    driver_execute,
+    is_retryable,
+    placeholder,
+    raw_connection,
+    read_connection,
+    run_in_transaction,
+    time_binder,
+)
 from mentorpay.errors import (
     ConfigurationError,
     DatabaseBusyError,
@@ -578,7 +586,7 @@ class WebhookProcessor:
         Events stored as ``failed`` or ``deferred`` are applied again; ``processed`` and
         ``ignored`` ones answer ``already_processed``. Raises NotFoundError for an unknown id.
         """
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             payload = conn.execute(
                 select(_inbox.c.payload).where(_inbox.c.event_id == event_id)
             ).scalar()
@@ -593,7 +601,7 @@ class WebhookProcessor:
         updated) and is left out of the returned list; see ``list_events(status="failed")``.
         """
         statuses = ("failed", "deferred") if include_deferred else ("failed",)
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             ids = list(
                 conn.execute(
                     select(_inbox.c.event_id)
@@ -635,7 +643,7 @@ class WebhookProcessor:
         if event_type is not None:
             query = query.where(_inbox.c.type == event_type)
         query = query.order_by(_inbox.c.id.desc()).limit(limit)
-        with self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:
             rows = conn.execute(query).all()
         return [InboxEvent(**row._mapping) for row in rows]
 
@@ -819,7 +827,7 @@ class WebhookProcessor:
         hook would take the write lock (BEGIN IMMEDIATE) for this read, and psycopg would open
         a transaction. A stale answer is harmless: the claim's unique constraint decides.
         """
-        raw = self._engine.raw_connection()
+        raw = raw_connection(self._engine)  # a refused connection: DatabaseUnavailableError
         try:
             driver = raw.driver_connection
             autocommit = self._dialect == "postgresql"
@@ -1564,7 +1572,7 @@ class WebhookProcessor:
             " NULL, {p}, 1, NULL, {p}, {p}) ON CONFLICT (event_id) DO NOTHING RETURNING id"
         )
         self._claim_sql = claim.format(p="?" if self._dialect == "sqlite" else "%s")
-        self._bind_time = _inbox.c.created_at.type.bind_processor(self._engine.dialect)
+        self._bind_time = time_binder(self._engine.dialect)
         self._reclaim = (
             update(_inbox)
             .where(_inbox.c.event_id == bindparam("b_event_id"), _inbox.c.status.in_(_RECLAIMABLE))

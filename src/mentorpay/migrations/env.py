@@ -8,7 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Engine
 
-from mentorpay.migrations import VERSION_TABLE
+from mentorpay.migrations import VERSION_TABLE, lock_for_upgrade
 from mentorpay.models import UTCDateTime, metadata
 
 
@@ -29,10 +29,15 @@ def _run() -> None:
             target_metadata=metadata,
             version_table=VERSION_TABLE,
             render_as_batch=connection.dialect.name == "sqlite",
+            # One transaction for the whole upgrade on SQLite too (its DDL is transactional):
+            # Alembic's per-migration commits there would let a second process slip in between.
+            transactional_ddl=True,
             compare_type=True,
             render_item=_render_item,
         )
         with context.begin_transaction():
+            # Before Alembic reads the current revision: concurrent upgrades wait here.
+            lock_for_upgrade(connection)
             context.run_migrations()
         connection.commit()
 

@@ -40,7 +40,9 @@ def postgres_engine(url: str, *, create_tables: bool = True) -> Iterator[Engine]
     admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    # Direct by construction: poolers such as PgBouncer refuse the "options" startup parameter,
+    # so prepared statements may stay on (see make_engine's ``pooler``).
+    engine = make_engine(url, pooler="none", connect_args={"options": f"-csearch_path={schema}"})
     try:
         if create_tables:
             metadata.create_all(engine)
