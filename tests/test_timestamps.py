@@ -18,6 +18,7 @@ from mentorpay.models import UTCDateTime, metadata
 from mentorpay.testing import (
     FakeGateway,
     InMemoryBookings,
+    OutboxMailer,
     charge,
     dispute,
     encode_event,
@@ -38,7 +39,7 @@ def _deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 
 def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
-    """Checkout, payment, partial refund, dispute won, release, a paid payout: at NOW."""
+    """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout."""
     engine = sqlite_engine(tmp_path, "stamps.db")
     bookings = InMemoryBookings(
         [
@@ -54,6 +55,8 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
         gateway=fake,
         clock=lambda: NOW,
     )
+    # Receipts: the outbox and the sent-message record are written too.
+    mp.send_receipts(OutboxMailer(), lambda user_id: f"{user_id}@example.test")
     pis = []
     for booking in ("1", "2"):
         info = mp.checkout.create_session(
@@ -62,6 +65,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
         session = fake.complete_checkout_session(info.session_id)
         assert _deliver(mp, "checkout.session.completed", session) == "success"
         pis.append(str(session["payment_intent"]))
+    mp.refunds.refund(pis[0], Money(2000, "GBP"))  # a refund request row
     refund = charge(payment_intent=pis[0], amount=10000, amount_refunded=2000)
     assert _deliver(mp, "charge.refunded", refund) == "success"
     opened = dispute(payment_intent=pis[1], amount=5000)
