@@ -292,6 +292,18 @@ OVERLAPPING_DISPUTES = Plan(
     release_at=0,
     payout_percent=0,
 )
+# Found by the thorough profile: a lost dispute whose share exceeds its hold by one unit while
+# another dispute holds the rest of the free share. Events as above; release after the loss.
+LOSS_BEYOND_ITS_HOLD = Plan(
+    gross=50,
+    refunds=(),
+    failed=(),
+    disputes=(DisputePlan(47, "lost"), DisputePlan(4, "won")),
+    release="release",
+    order=(0, 4, 2, 3, 1, 5),
+    release_at=4,
+    payout_percent=0,
+)
 # A partial refund that the bank returns later (refund.failed): the refund is undone.
 # Events: 0 session, 1 intent, 2 refunded 2500, 3 refund failed.
 FAILED_REFUND = Plan(
@@ -348,6 +360,11 @@ def test_overlapping_disputes_cover_their_own_amounts(engine: Engine) -> None:
     run(engine, OVERLAPPING_DISPUTES)
 
 
+def test_a_loss_beyond_its_hold_draws_on_other_holds_not_pending(engine: Engine) -> None:
+    """A lost dispute short of its own hold takes the rest from another hold, never pending."""
+    run(engine, LOSS_BEYOND_ITS_HOLD)
+
+
 def test_failed_refund_is_undone(engine: Engine) -> None:
     """Issue 8 case 7: refund.failed gives the refunded share back to the mentor."""
     run(engine, FAILED_REFUND)
@@ -371,6 +388,7 @@ def test_any_order_of_a_payments_life_matches_the_oracle(engine: Engine) -> None
     @example(plan=CASE6_PARTIAL)
     @example(plan=TWO_DISPUTES)
     @example(plan=OVERLAPPING_DISPUTES)
+    @example(plan=LOSS_BEYOND_ITS_HOLD)
     def check(plan: Plan) -> None:
         run(engine, plan)
 

@@ -1340,8 +1340,14 @@ class LedgerService:
                 elif diff < 0:
                     # The free share first, then other disputes' holds (when overlapping
                     # disputes cover more than was charged), as a refund would.
-                    released = {**m, "payout_held": m["payout_held"] - held}
-                    more, from_other_holds = self._take_back(c, released, -diff)
+                    # This dispute's hold leaves with the reversal: it counts as reversed, not
+                    # as free, and the other disputes' holds stay available to draw on.
+                    consumed = {
+                        **m,
+                        "payout_reversed": m["payout_reversed"] + held,
+                        "payout_held": m["payout_held"] - held,
+                    }
+                    more, from_other_holds = self._take_back(c, consumed, -diff)
                     legs += more
                     values["payout_held"] -= from_other_holds
                 legs += [(CLEARING, None, applied), (self._platform_account(m), None, -fee)]
