@@ -1049,14 +1049,7 @@ class LedgerService:
 
     def suspense(self, currency: str) -> Money:
         """Money received that no mentor has been credited with yet, in one currency."""
-        cur = normalize_currency(currency)
-        with read_connection(self._engine) as conn:
-            total = conn.execute(
-                select(func.coalesce(func.sum(_entries.c.amount), 0)).where(
-                    and_(_entries.c.account == SUSPENSE, _entries.c.currency == cur)
-                )
-            ).scalar_one()
-        return Money(int(total), cur)
+        return self._platform_total(SUSPENSE, currency)
 
     # -- refunds and disputes ---------------------------------------------------------------
 
@@ -1533,11 +1526,15 @@ class LedgerService:
 
     def platform_commission(self, currency: str) -> Money:
         """The platform's net commission in one currency (summed: the account is hot)."""
+        return self._platform_total(COMMISSION, currency)
+
+    def _platform_total(self, account: str, currency: str) -> Money:
+        """A platform account's balance in one currency, summed from the journal."""
         cur = normalize_currency(currency)
         with read_connection(self._engine) as conn:
             total = conn.execute(
                 select(func.coalesce(func.sum(_entries.c.amount), 0)).where(
-                    and_(_entries.c.account == COMMISSION, _entries.c.currency == cur)
+                    and_(_entries.c.account == account, _entries.c.currency == cur)
                 )
             ).scalar_one()
         return Money(int(total), cur)
