@@ -92,7 +92,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Final, Literal, NamedTuple, NoReturn, TypeVar
 
 import stripe
 from pydantic import (
@@ -104,7 +104,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
 )
-from sqlalchemy import Engine, Row, Table, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -361,6 +361,18 @@ class _DisputeObject(_StripeObject):
     amount: Amount
     currency: str
     status: str
+
+
+class _CheckoutTerms(NamedTuple):
+    """What mentorpay's checkout row asked Stripe to charge (see ``_checkout_terms``)."""
+
+    id: str
+    booking_id: str
+    mentor_id: str
+    mentee_id: str
+    currency: str
+    amount: int
+    platform_fee: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -1104,34 +1116,35 @@ class WebhookProcessor:
         ).first()
         return None if row is None else dict(row._mapping)
 
-    def _checkout_row(
-        self, conn: Connection, session_id: str | None, booking_id: str | None, gross: Money
-    ) -> Row[Any] | None:
-        """mentorpay's own checkout row for this payment: by session id, else by booking.
+    def _checkout_terms(
+        self,
+        conn: Connection,
+        pi: str,
+        session_id: str | None,
+        booking_id: str | None,
+        gross: Money,
+    ) -> tuple[_CheckoutTerms | None, str | None]:
+        """mentorpay's own checkout terms for this payment, and who already paid its booking.
 
-        A payment intent does not name its Checkout Session, so a ``payment_intent.succeeded``
-        finds the row through the booking: the newest session of that booking that asked for
-        this amount, else its newest session (which then disagrees and goes to review).
+        One prebuilt statement (one round trip): the checkout row by session id, else by the
+        booking the metadata names (a payment intent does not name its Checkout Session: the
+        newest session of that booking that asked for this amount, else its newest, which then
+        disagrees and goes to review), and beside it another payment intent that already paid
+        that booking (refunded or reviewed ones do not count).
         """
         if session_id is not None:
-            return conn.execute(select(_checkouts).where(_checkouts.c.id == session_id)).first()
-        if booking_id is None:
-            return None
-        rows = conn.execute(
-            select(_checkouts)
-            .where(
-                _checkouts.c.booking_id == booking_id,
-                _checkouts.c.status.not_in(("creating", "abandoned")),
-            )
-            .order_by(_checkouts.c.created_at.desc())
-        ).all()
-        for row in rows:
-            if (row.amount, row.currency) == (gross.amount, gross.currency):
-                return row
-        return rows[0] if rows else None
+            rows = driver_execute(conn, self._terms_by_session, (booking_id, pi, session_id))
+        else:
+            rows = driver_execute(conn, self._terms_by_booking, (booking_id, pi, booking_id))
+        paid_by: str | None = rows[0][0] if rows else None
+        found = [_CheckoutTerms(*r[1:]) for r in rows if r[1] is not None]
+        for terms in found:
+            if (terms.amount, terms.currency) == (gross.amount, gross.currency):
+                return terms, paid_by
+        return (found[0] if found else None), paid_by
 
     def _expected(
-        self, row: Row[Any] | None, claimed: _Booking | None
+        self, row: _CheckoutTerms | None, claimed: _Booking | None
     ) -> tuple[Expected | None, BookingInfo | None]:
         """What mentorpay asked for (its checkout row, else the host's booking) and the booking."""
         booking_id = row.booking_id if row is not None else claimed.booking_id if claimed else None
@@ -1151,19 +1164,6 @@ class WebhookProcessor:
             Expected(booking_id, booking.mentor_id, booking.mentee_id, booking.price, "booking"),
             booking,
         )
-
-    def _paid_by(self, conn: Connection, booking_id: str, pi: str) -> str | None:
-        """Another payment intent that already paid this booking (refunded ones do not count)."""
-        found: str | None = conn.execute(
-            select(_payments.c.payment_intent_id)
-            .where(
-                _payments.c.booking_id == booking_id,
-                _payments.c.payment_intent_id != pi,
-                _payments.c.status.not_in(_UNPAID_PAYMENT_STATUSES),
-            )
-            .limit(1)
-        ).scalar()
-        return found
 
     def _record_payment(
         self,
@@ -1194,7 +1194,9 @@ class WebhookProcessor:
                 event_type=env.type,
             )
         gross = _money(amount, currency, env)
-        row = self._checkout_row(conn, session_id, claimed.booking_id if claimed else None, gross)
+        row, paid_by = self._checkout_terms(
+            conn, pi, session_id, claimed.booking_id if claimed else None, gross
+        )
         if row is None and claimed is None:
             return self._orphan(conn, pi, now)
         if not gross.is_positive():
@@ -1211,7 +1213,7 @@ class WebhookProcessor:
                 claimed.mentee_id if claimed else None,
             ),
             booking,
-            paid_by=self._paid_by(conn, expected.booking_id, pi),
+            paid_by=paid_by,
         )
         if destination is None and self._config.connect_destination_charges:
             # Checkout asked Stripe to send the mentor's share to the booking's account.
@@ -1626,3 +1628,20 @@ class WebhookProcessor:
             " AND status = 'ignored' LIMIT 1"
         )
         self._ignored_payment_sql = ignored.format(p=placeholder(self._engine))
+        # A payment's truth in one round trip: the checkout row(s) and, in the same statement,
+        # another payment intent that already paid the booking (see _checkout_terms). The
+        # one-row derived table keeps "paid by" answered when no checkout row exists.
+        p = placeholder(self._engine)
+        unpaid = ", ".join(f"'{status}'" for status in _UNPAID_PAYMENT_STATUSES)
+        terms = (  # built from constants only; every value is bound
+            "SELECT (SELECT p.payment_intent_id FROM mentorpay_payments p"  # noqa: S608
+            f" WHERE p.booking_id = COALESCE(c.booking_id, {p}) AND p.payment_intent_id <> {p}"
+            f" AND p.status NOT IN ({unpaid}) LIMIT 1),"
+            " c.id, c.booking_id, c.mentor_id, c.mentee_id, c.currency, c.amount, c.platform_fee"
+            " FROM (SELECT 1 AS one) v LEFT JOIN mentorpay_checkout_sessions c ON "
+        )
+        self._terms_by_session = terms + f"c.id = {p}"
+        self._terms_by_booking = (
+            terms + f"c.booking_id = {p} AND c.status NOT IN ('creating', 'abandoned')"
+            " ORDER BY c.created_at DESC"
+        )
