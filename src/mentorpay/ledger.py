@@ -39,7 +39,7 @@ from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
-from mentorpay.commission import CommissionPolicy, Split, split_refund
+from mentorpay.commission import CommissionPolicy, Rounding, Split, split_refund
 from mentorpay.db import (
     DEFAULT_RETRIES,
     driver_execute,
@@ -259,11 +259,14 @@ class PaymentRecord:
     rate_bps: int
     created_at: datetime
     released_at: datetime | None
+    rounding: Rounding = "half_even"
 
     @property
     def split(self) -> Split:
-        """The split frozen at capture."""
-        return Split(self.gross, self.platform_fee, self.mentor_payout, self.rate_bps)
+        """The split frozen at capture, with the payment's own rounding (refunds reuse it)."""
+        return Split(
+            self.gross, self.platform_fee, self.mentor_payout, self.rate_bps, self.rounding
+        )
 
     def as_dict(self, role: Literal["mentor", "mentee"] = "mentor") -> dict[str, Any]:
         """JSON-ready; a mentee does not see the platform's commission breakdown."""
@@ -345,6 +348,7 @@ def _record(row: Row[Any]) -> PaymentRecord:
         rate_bps=m["rate_bps"],
         created_at=m["created_at"],
         released_at=m["released_at"],
+        rounding=m["rounding"],
     )
 
 
@@ -462,15 +466,6 @@ class LedgerService:
                 f"no payment recorded for {payment_intent_id}", payment_intent_id=payment_intent_id
             )
         return row
-
-    def payment_exists(self, conn: Connection, payment_intent_id: str) -> bool:
-        """Whether a payment for this intent is recorded (inside the caller's transaction)."""
-        return (
-            conn.execute(
-                select(_payments.c.id).where(_payments.c.payment_intent_id == payment_intent_id)
-            ).first()
-            is not None
-        )
 
     @staticmethod
     def _free_legs(row: Row[Any], amount: int, sign: int) -> list[Leg]:
@@ -632,6 +627,7 @@ class LedgerService:
                 rate_bps=split.rate_bps,
                 created_at=now,
                 released_at=now if destination else None,
+                rounding=split.rounding,
             )
             return PaymentOutcome(record, True, split)
 

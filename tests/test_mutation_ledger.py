@@ -1,0 +1,257 @@
+"""Tests that kill surviving mutants of mentorpay.ledger, written against LedgerService's public
+methods so they survive refactors of its internals.
+
+Each test names, in its docstring, the injected fault it catches; see scripts/mutation.sh.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from mentorpay.commission import CommissionPolicy
+from mentorpay.errors import InvalidRequestError
+from mentorpay.ledger import LedgerService
+from mentorpay.models import Payment
+from mentorpay.money import Money
+
+POLICY = CommissionPolicy(rate_bps=1000)
+GBP = "GBP"
+
+
+def gbp(amount: int) -> Money:
+    """Shorthand for an amount in pence."""
+    return Money(amount, GBP)
+
+
+def pay(
+    ledger: LedgerService,
+    pi: str,
+    amount: int,
+    policy: CommissionPolicy = POLICY,
+    **kw: object,
+) -> None:
+    """Record a payment for mentor m1."""
+    ledger.record_payment(
+        payment_intent_id=pi,
+        booking_id=f"b-{pi}",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=gbp(amount),
+        policy=policy,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def amounts(ledger: LedgerService) -> tuple[int, int, int]:
+    """m1's (pending, available, held) in pence."""
+    b = ledger.balance("m1", GBP)
+    return b.pending.amount, b.available.amount, b.held.amount
+
+
+# -- release (issue 14, survivors 1 and 10) -----------------------------------------------------
+
+
+def test_release_after_partial_refund_moves_only_what_is_left(engine: Engine) -> None:
+    """Kills `payout - payout_reversed` -> `+` in release: only the unrefunded share moves."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)  # payout 9000
+    ledger.apply_refund_total("pi_1", gbp(5000))  # reverses 4500 of payout
+    posting = ledger.release_payment("pi_1")
+    assert posting.amount == gbp(4500)
+    assert amounts(ledger) == (0, 4500, 0)
+    assert ledger.verify().ok
+
+
+def test_release_of_fully_refunded_payment_moves_nothing(engine: Engine) -> None:
+    """Kills `max(0, ...)` -> `max(1, ...)` in release: nothing is left to make available."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)
+    ledger.apply_refund_total("pi_1", gbp(10_000))
+    posting = ledger.release_payment("pi_1")
+    assert posting.amount == gbp(0)
+    assert amounts(ledger) == (0, 0, 0)
+    assert ledger.verify().ok
+
+
+def test_release_while_disputed_leaves_the_held_share_held(engine: Engine) -> None:
+    """Kills `- payout_held` -> `+ payout_held` in release: the frozen share is not released."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)
+    ledger.open_dispute("pi_1", "dp_1", gbp(2000))  # holds 1800
+    assert ledger.release_payment("pi_1").amount == gbp(7200)
+    assert amounts(ledger) == (0, 7200, 1800)
+    assert ledger.verify().ok
+
+
+def test_release_due_includes_a_payment_due_exactly_now(engine: Engine) -> None:
+    """Kills `release_due_at <= cutoff` -> `<`: a payment due at this instant is released."""
+    ledger = LedgerService(engine)
+    due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    pay(ledger, "pi_due", 1000, release_due_at=due)
+    pay(ledger, "pi_later", 1000, release_due_at=due + timedelta(seconds=1))
+    released = ledger.release_due(now=due)
+    assert [p.business_key for p in released] == ["release:pi_due"]
+    assert amounts(ledger) == (900, 900, 0)
+
+
+def test_release_due_walks_every_batch(engine: Engine) -> None:
+    """Kills the keyset step (`id > last_id` -> `>=`, or the batch loop ending early)."""
+    ledger = LedgerService(engine)
+    due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for i in range(5):
+        pay(ledger, f"pi_{i}", 1000, release_due_at=due)
+    released = ledger.release_due(now=due, batch=2)
+    assert sorted(p.business_key for p in released) == [f"release:pi_{i}" for i in range(5)]
+    assert amounts(ledger) == (0, 4500, 0)
+
+
+# -- refunds (survivor 5) -----------------------------------------------------------------------
+
+
+def test_refund_of_payment_with_no_mentor_share(engine: Engine) -> None:
+    """Kills `_free_legs` returning None for a zero share: a refund at rate_bps=10000 works."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 5000, policy=CommissionPolicy(rate_bps=10_000))
+    posting = ledger.apply_refund_total("pi_1", gbp(2000))
+    assert posting.created
+    assert ledger.platform_commission(GBP) == gbp(3000)
+    assert amounts(ledger) == (0, 0, 0)
+    assert ledger.payment("pi_1").status == "partially_refunded"
+    assert ledger.verify().ok
+
+
+def test_refund_of_released_payment_comes_from_available(engine: Engine) -> None:
+    """Kills `released_at is not None` -> `is None` in refund legs: taken back from available."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)
+    ledger.release_payment("pi_1")
+    ledger.apply_refund_total("pi_1", gbp(1000))
+    assert amounts(ledger) == (0, 8100, 0)
+    assert ledger.verify().ok
+
+
+def test_refund_beyond_pending_share_overflows_into_available(engine: Engine) -> None:
+    """Kills `min(free, amount)` -> `max` and the overflow sign: the excess comes from available."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)  # payout 9000 pending
+    ledger.open_dispute("pi_1", "dp_1", gbp(6000))  # holds 5400: 3600 free
+    ledger.apply_refund_total("pi_1", gbp(5000))  # reverses 4500 of payout
+    assert amounts(ledger) == (0, -900, 5400)
+    assert ledger.verify().ok
+
+
+# -- disputes (survivors 4 and 9) ---------------------------------------------------------------
+
+
+def test_dispute_on_fully_refunded_payment_changes_nothing(engine: Engine) -> None:
+    """Kills `disputed <= 0` -> `< 0` in open_dispute: status stays refunded, not disputed."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 5000)
+    ledger.apply_refund_total("pi_1", gbp(5000))
+    posting = ledger.open_dispute("pi_1", "dp_1", gbp(5000))
+    assert not posting.created
+    assert ledger.payment("pi_1").status == "refunded"
+    assert amounts(ledger) == (0, 0, 0)
+
+
+def test_lost_dispute_settles_a_held_unit_too_many(engine: Engine) -> None:
+    """Kills the lost-dispute settlement sign `1 if diff > 0` -> `2` (an unbalanced posting)."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)  # payout 900
+    ledger.open_dispute("pi_1", "dp_1", gbp(1))  # holds 1
+    ledger.apply_refund_total("pi_1", gbp(144))  # reverses 130 of payout
+    ledger.close_dispute("pi_1", "dp_1", won=False)  # its share of 1 is now 0: 1 goes back
+    assert amounts(ledger) == (770, 0, 0)
+    record = ledger.payment("pi_1")
+    assert record.refunded == gbp(145)
+    assert record.status == "dispute_lost"
+    assert ledger.platform_commission(GBP) == gbp(100 - 14 - 1)
+    assert ledger.verify().ok
+
+
+def test_lost_dispute_settles_a_held_unit_too_few(engine: Engine) -> None:
+    """Kills the lost-dispute settlement sign `else -1` -> `1` (or 0): one unit short is taken."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)  # payout 900
+    ledger.open_dispute("pi_1", "dp_1", gbp(5))  # holds round_half_even(4.5) = 4
+    ledger.release_payment("pi_1")  # released: the unit must come from available (sign matters)
+    ledger.apply_refund_total("pi_1", gbp(5))  # reverses 4
+    ledger.close_dispute("pi_1", "dp_1", won=False)  # share of 5 more is 5: one unit short
+    assert amounts(ledger) == (0, 891, 0)
+    assert ledger.verify().ok
+
+
+def test_won_dispute_returns_the_hold_and_keeps_refund_status(engine: Engine) -> None:
+    """Kills a won dispute leaving status "disputed" (`disputed=0` -> 1): back to partial refund."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)
+    ledger.apply_refund_total("pi_1", gbp(1000))
+    ledger.open_dispute("pi_1", "dp_1", gbp(2000))
+    assert ledger.payment("pi_1").status == "disputed"
+    ledger.close_dispute("pi_1", "dp_1", won=True)
+    assert ledger.payment("pi_1").status == "partially_refunded"
+    assert amounts(ledger) == (8100, 0, 0)
+    assert ledger.verify().ok
+
+
+# -- verify against the payments table (survivor 2) ---------------------------------------------
+
+
+def _tamper(engine: Engine, **values: int) -> None:
+    """Change the payments row behind the ledger's back."""
+    with engine.begin() as conn:
+        conn.execute(update(Payment.__table__).values(**values))
+
+
+def test_verify_checks_commission_against_payments(engine: Engine) -> None:
+    """Kills deleting verify()'s commission check against the payments table: drift is reported."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 5000)
+    ledger.apply_refund_total("pi_1", gbp(1000))
+    assert ledger.verify().ok
+    _tamper(engine, fee_reversed=0)
+    report = ledger.verify()
+    assert not report.ok
+    assert report.problems == ["platform_commission GBP: journal 400, payments table 500"]
+
+
+def test_verify_checks_clearing_against_payments(engine: Engine) -> None:
+    """Kills deleting verify()'s clearing check against the payments table: drift is reported."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 5000)
+    ledger.apply_refund_total("pi_1", gbp(1000))
+    _tamper(engine, amount_reversed=0)
+    report = ledger.verify()
+    assert report.problems == ["stripe_clearing GBP: journal -4000, payments table -5000"]
+
+
+# -- small API facts (survivor 10) --------------------------------------------------------------
+
+
+def test_payment_record_split_keeps_the_stored_rounding(engine: Engine) -> None:
+    """Catches PaymentRecord.split dropping the payment's rounding (it fell back to half_even)."""
+    ledger = LedgerService(engine)
+    policy = CommissionPolicy(rate_bps=1050, rounding="up")
+    pay(ledger, "pi_1", 1001, policy=policy)
+    split = ledger.payment("pi_1").split
+    assert split.rounding == "up"
+    assert split == policy.split(gbp(1001))
+
+
+def test_history_limit_bounds_are_inclusive(engine: Engine) -> None:
+    """Kills `1 <= limit <= 500` -> `<`: limits 1 and 500 are accepted, 0 and 501 refused."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    pay(ledger, "pi_2", 1000)
+    first = ledger.history("m1", limit=1)
+    assert [p.payment_intent_id for p in first.items] == ["pi_2"]
+    assert first.next_cursor is not None
+    rest = ledger.history("m1", limit=500, cursor=first.next_cursor)
+    assert [p.payment_intent_id for p in rest.items] == ["pi_1"]
+    assert rest.next_cursor is None
+    for bad in (0, 501):
+        with pytest.raises(InvalidRequestError):
+            ledger.history("m1", limit=bad)
