@@ -254,6 +254,10 @@ def generate(module: str, functions: set[str] | None = None) -> list[Mutant]:
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in functions:
                 inside.update(id(n) for n in ast.walk(node))
+    # A constant passed by keyword is shown with its name (`slots=True -> slots=False`).
+    keyword_of = {
+        id(k.value): k.arg for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords
+    }
     mutants: list[Mutant] = []
     for index, node in enumerate(ast.walk(tree)):
         if id(node) in skip or (inside is not None and id(node) not in inside):
@@ -266,6 +270,11 @@ def generate(module: str, functions: set[str] | None = None) -> list[Mutant]:
             after = _show(_apply(copy.deepcopy(node), kind, arg), source)
             if before == after:
                 continue
+            if keyword_of.get(id(node)):
+                before, after = (
+                    f"{keyword_of[id(node)]}={before}",
+                    f"{keyword_of[id(node)]}={after}",
+                )
             rel = str(path.relative_to(ROOT))
             mutants.append(Mutant(module, rel, line, index, kind, arg, before, after))
     return mutants

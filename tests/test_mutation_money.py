@@ -114,3 +114,21 @@ def test_parse_accepts_exactly_the_maximum_integer_digits() -> None:
         Money.parse("9" * 41, "JPY")
     with pytest.raises(InvalidAmountError, match="too large"):
         Money.parse(Decimal("1E40"), "JPY")
+
+
+# -- Money is a value (found by scripts/mutation.sh) ---------------------------------------------
+
+
+def test_money_is_immutable_and_hashable() -> None:
+    """Kills Money's `frozen=True -> frozen=False`: amounts cannot change and work as dict keys."""
+    m = Money(500, "GBP")
+    with pytest.raises(AttributeError):
+        m.amount = 600  # type: ignore[misc]
+    assert {m: "x"}[Money(500, "gbp")] == "x"
+
+
+def test_parse_refuses_non_ascii_space_before_the_code() -> None:
+    """Kills `re.ASCII | re.DOTALL` -> `&` on the code-suffix regex: only ASCII spaces separate."""
+    with pytest.raises(InvalidAmountError):
+        Money.parse("50.00\u2003GBP", "GBP")
+    assert Money.parse("50.00 \t GBP", "GBP") == Money(5000, "GBP")
