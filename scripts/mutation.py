@@ -260,6 +260,10 @@ def generate(module: str, functions: set[str] | None = None) -> list[Mutant]:
     }
     mutants: list[Mutant] = []
     for index, node in enumerate(ast.walk(tree)):
+        # `slots=` on a dataclass only changes memory layout (frozen already forbids new
+        # attributes), so flipping it is equivalent everywhere: not generated at all.
+        if keyword_of.get(id(node)) == "slots":
+            continue
         if id(node) in skip or (inside is not None and id(node) not in inside):
             continue
         line = getattr(node, "lineno", 0)

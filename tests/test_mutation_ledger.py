@@ -255,3 +255,51 @@ def test_history_limit_bounds_are_inclusive(engine: Engine) -> None:
     for bad in (0, 501):
         with pytest.raises(InvalidRequestError):
             ledger.history("m1", limit=bad)
+
+
+# -- the values the ledger hands out (found by scripts/mutation.sh) -----------------------------
+
+
+def test_balance_view_as_dict_and_immutability(engine: Engine) -> None:
+    """Kills BalanceView.as_dict returning None and `frozen=True -> False` on BalanceView."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 5000)
+    ledger.release_payment("pi_1")
+    pay(ledger, "pi_2", 1000)
+    view = ledger.balance("m1", "gbp")
+    assert view.as_dict() == {
+        "mentor_id": "m1",
+        "currency": "GBP",
+        "total_earned": 5400,
+        "total_earned_display": "54.00 GBP",
+        "pending": 900,
+        "pending_display": "9.00 GBP",
+        "available": 4500,
+        "available_display": "45.00 GBP",
+        "held": 0,
+        "held_display": "0.00 GBP",
+        "reserved": 0,
+        "reserved_display": "0.00 GBP",
+        "withdrawn": 0,
+        "withdrawn_display": "0.00 GBP",
+    }
+    with pytest.raises(AttributeError):
+        view.pending = gbp(0)  # type: ignore[misc]
+    assert len({view, ledger.balance("m1", GBP)}) == 1
+
+
+def test_payment_outcome_and_record_are_immutable(engine: Engine) -> None:
+    """Kills `frozen=True -> False` on PaymentOutcome and PaymentRecord: results are values."""
+    ledger = LedgerService(engine)
+    outcome = ledger.record_payment(
+        payment_intent_id="pi_1",
+        booking_id="b1",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=gbp(5000),
+        policy=POLICY,
+    )
+    with pytest.raises(AttributeError):
+        outcome.created = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        outcome.payment.status = "refunded"  # type: ignore[misc]

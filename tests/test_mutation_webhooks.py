@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from mentorpay.errors import PayloadTooLargeError, WebhookPayloadError
 from mentorpay.money import Money
-from mentorpay.testing import charge, dispute, make_event
+from mentorpay.testing import charge, dispute, encode_event, make_event, payment_intent
 from tests.fixtures.webhook_support import Harness, intent_succeeded, make_harness
 
 
@@ -49,3 +50,75 @@ def test_deferred_events_created_in_the_same_second_all_apply(h: Harness) -> Non
     bal = h.ledger.balance("m1", "GBP")
     assert (bal.pending, bal.held) == (Money(0, "GBP"), Money(3600, "GBP"))
     assert h.ledger.verify().ok
+
+
+# -- boundaries nobody pinned (issue 14, survivor 10) -------------------------------------------
+
+
+def intent_with(pi: str, amount: int = 5000, **meta: str) -> dict[str, Any]:
+    """A payment_intent.succeeded event whose metadata is exactly ``meta``."""
+    return make_event(
+        "payment_intent.succeeded", payment_intent(id=pi, amount=amount, metadata=meta)
+    )
+
+
+def booking(**extra: str) -> dict[str, str]:
+    """Valid booking metadata plus ``extra``."""
+    return {"booking_id": "b1", "mentor_id": "m1", "mentee_id": "u1", **extra}
+
+
+def test_body_of_exactly_the_size_limit_is_accepted(engine: Engine) -> None:
+    """Kills `len(raw_body) > limit` -> `>=`: a body of exactly max_payload_bytes is processed."""
+    event = intent_succeeded("pi_1")
+    size = len(encode_event(event))
+    assert make_harness(engine, max_payload_bytes=size).deliver(event).status == "success"
+    with pytest.raises(PayloadTooLargeError):
+        make_harness(engine, max_payload_bytes=size - 1).deliver(intent_succeeded("pi_2"))
+
+
+def test_event_id_and_type_length_limits_are_inclusive(h: Harness) -> None:
+    """Kills `len(env.id) <= 255` / `len(env.type) <= 128` -> `<` (and 255/128 off by one)."""
+    longest_id = "evt_" + "x" * 251
+    assert h.deliver(intent_succeeded("pi_1") | {"id": longest_id}).status == "success"
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_succeeded("pi_2") | {"id": longest_id + "x"})
+    longest_type = "x." * 64
+    assert h.deliver(make_event(longest_type, {"id": "obj_1"})).status == "ignored"
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(make_event(longest_type + "x", {"id": "obj_2"}))
+
+
+def test_booking_metadata_id_limit_is_inclusive(h: Harness) -> None:
+    """Kills `len(value) > 255` -> `>=` for booking ids: a 255-character id is recorded."""
+    assert h.deliver(intent_with("pi_1", **booking(booking_id="b" * 255))).status == "success"
+    assert h.payment("pi_1")["booking_id"] == "b" * 255
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_with("pi_2", **booking(booking_id="b" * 256)))
+
+
+def test_mentor_account_limit_is_inclusive(h: Harness) -> None:
+    """Kills `len(destination) > 255` -> `>=`: a 255-character connected account is accepted."""
+    account = "acct_" + "a" * 250
+    assert h.deliver(intent_with("pi_1", **booking(mentor_account=account))).status == "success"
+    assert h.payment("pi_1")["destination"] == account
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_with("pi_2", **booking(mentor_account=account + "a")))
+
+
+def test_platform_fee_metadata_digit_limit_and_equal_fee(h: Harness) -> None:
+    """Kills `len(fee_text) > 18` -> `>=` and `_fee`'s `amount > gross` -> `>=` (fee == gross)."""
+    fee_18 = "0" * 14 + "5000"
+    assert h.deliver(intent_with("pi_1", **booking(platform_fee=fee_18))).status == "success"
+    assert (h.payment("pi_1")["platform_fee"], h.payment("pi_1")["mentor_payout"]) == (5000, 0)
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_with("pi_2", **booking(platform_fee="0" + fee_18)))
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_with("pi_3", **booking(platform_fee="5001")))
+
+
+def test_one_character_id_and_type_are_accepted_empty_ones_refused(h: Harness) -> None:
+    """Kills `0 < len(env.id)` / `0 < len(env.type)` -> `0 <=` or `1 <`: 1 char ok, 0 refused."""
+    assert h.deliver(make_event("x", {"id": "obj_1"}, event_id="e")).status == "ignored"
+    for event in (make_event("x", {"id": "o"}) | {"id": ""}, make_event("", {"id": "o"})):
+        with pytest.raises(WebhookPayloadError):
+            h.deliver(event)
