@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from mentorpay.commission import CommissionPolicy
 from mentorpay.errors import InvalidAmountError
 from mentorpay.money import (
     Money,
@@ -132,3 +133,11 @@ def test_parse_refuses_non_ascii_space_before_the_code() -> None:
     with pytest.raises(InvalidAmountError):
         Money.parse("50.00\u2003GBP", "GBP")
     assert Money.parse("50.00 \t GBP", "GBP") == Money(5000, "GBP")
+
+
+def test_split_is_immutable_and_hashable() -> None:
+    """Kills Split's `frozen=True -> frozen=False`: a payment's frozen terms cannot be edited."""
+    split = CommissionPolicy(rate_bps=1000).split(Money(5000, "GBP"))
+    with pytest.raises(AttributeError):
+        split.rate_bps = 0  # type: ignore[misc]
+    assert len({split, CommissionPolicy(rate_bps=1000).split(Money(5000, "GBP"))}) == 1

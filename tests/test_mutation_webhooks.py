@@ -6,12 +6,18 @@ Each test names, in its docstring, the injected fault it catches; see scripts/mu
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from mentorpay.errors import PayloadTooLargeError, WebhookPayloadError
+from mentorpay.errors import (
+    PayloadTooLargeError,
+    WebhookPayloadError,
+    WebhookProcessingError,
+    WebhookSignatureError,
+)
 from mentorpay.money import Money
 from mentorpay.testing import charge, dispute, encode_event, make_event, payment_intent
 from tests.fixtures.webhook_support import Harness, intent_succeeded, make_harness
@@ -122,3 +128,62 @@ def test_one_character_id_and_type_are_accepted_empty_ones_refused(h: Harness) -
     for event in (make_event("x", {"id": "o"}) | {"id": ""}, make_event("", {"id": "o"})):
         with pytest.raises(WebhookPayloadError):
             h.deliver(event)
+
+
+def test_amount_limit_is_inclusive(h: Harness) -> None:
+    """Kills `_AMOUNT_MAX = 2**53` -> `2**54` (and its `le=` bound): 2**53 is the largest amount."""
+    assert h.deliver(intent_with("pi_1", amount=2**53, **booking())).status == "success"
+    assert h.payment("pi_1")["amount"] == 2**53
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(intent_with("pi_2", amount=2**53 + 1, **booking()))
+
+
+def test_failure_text_is_cut_to_exactly_the_column_width(h: Harness) -> None:
+    """Kills `_describe`'s cut (`- 1` -> `- 0`, `<=` -> `<`): last_error is at most 2000 chars."""
+
+    def explode(conn: Any, env: Any) -> Any:
+        raise RuntimeError("x" * 5000)
+
+    h.processor.register("transfer.created", explode)
+    event = make_event("transfer.created", {"id": "tr_1"})
+    with pytest.raises(WebhookProcessingError):
+        h.deliver(event)
+    error = h.inbox(event["id"])["last_error"]
+    assert len(error) == 2000
+    assert error.startswith("RuntimeError: xxx") and error.endswith("x…")
+    fits = "y" * (2000 - len("RuntimeError: "))  # exactly 2000 characters: kept whole
+    h.processor.register("transfer.created", lambda conn, env: explode_with(fits), replace=True)
+    with pytest.raises(WebhookProcessingError):
+        h.deliver(make_event("transfer.created", {"id": "tr_2"}) | {"id": "evt_fits"})
+    assert h.inbox("evt_fits")["last_error"] == f"RuntimeError: {fits}"
+
+
+def explode_with(message: str) -> Any:
+    """A handler body that fails with ``message``."""
+    raise RuntimeError(message)
+
+
+def test_zero_amount_payment_is_ignored_not_refused(h: Harness) -> None:
+    """Kills `Amount` `ge=0` -> `ge=1`: a zero amount is a valid payload that records nothing."""
+    result = h.deliver(intent_with("pi_1", amount=0, **booking()))
+    assert result.status == "ignored"
+    assert not h.has_payment("pi_1")
+
+
+def test_results_and_inbox_rows_are_immutable(h: Harness) -> None:
+    """Kills `frozen=True -> False` on WebhookResult and InboxEvent: what callers get is a value."""
+    result = h.deliver(intent_succeeded("pi_1"))
+    with pytest.raises(AttributeError):
+        result.status = "ignored"  # type: ignore[misc]
+    (row,) = h.processor.list_events()
+    with pytest.raises(AttributeError):
+        row.status = "failed"  # type: ignore[misc]
+
+
+def test_signature_diagnosis_reads_v1_before_t(h: Harness) -> None:
+    """Kills `key == "t" and timestamp is None` -> `or`: a v1 listed first is still a v1."""
+    body = encode_event(intent_succeeded("pi_1"))
+    header = f"v1={'ab' * 32},t={int(time.time())}"
+    with pytest.raises(WebhookSignatureError) as info:
+        h.processor.process(body, header)
+    assert info.value.details["reason"] == "no_secret_matched"
