@@ -7,15 +7,17 @@ Each test names, in its docstring, the injected fault it catches; see scripts/mu
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, update
 
 from mentorpay.commission import CommissionPolicy
-from mentorpay.errors import InvalidRequestError
+from mentorpay.errors import ConfigurationError, InvalidRequestError
 from mentorpay.ledger import LedgerService
 from mentorpay.models import Payment
 from mentorpay.money import Money
+from mentorpay.testing import sqlite_engine
 
 POLICY = CommissionPolicy(rate_bps=1000)
 GBP = "GBP"
@@ -303,3 +305,95 @@ def test_payment_outcome_and_record_are_immutable(engine: Engine) -> None:
         outcome.created = False  # type: ignore[misc]
     with pytest.raises(AttributeError):
         outcome.payment.status = "refunded"  # type: ignore[misc]
+
+
+# -- more of the ledger's rules (found by scripts/mutation.sh) ----------------------------------
+
+
+def test_verify_reports_a_currency_only_the_payments_table_has(engine: Engine) -> None:
+    """Kills `set(journal) | set(expected)` -> `&`: a fee with no journal entries is reported."""
+    ledger = LedgerService(engine)
+    ledger.record_payment(
+        payment_intent_id="pi_1",
+        booking_id="b1",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=Money(5000, "USD"),
+        policy=CommissionPolicy(rate_bps=0),  # no commission leg at all
+    )
+    assert ledger.verify().ok
+    _tamper(engine, platform_fee=5)
+    assert ledger.verify().problems == ["platform_commission USD: journal 0, payments table 5"]
+
+
+def test_set_release_due_schedules_the_release(engine: Engine) -> None:
+    """Kills deleting set_release_due's update: a payment scheduled later is released then."""
+    ledger = LedgerService(engine)
+    due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    pay(ledger, "pi_1", 1000)
+    assert ledger.release_due(now=due) == []
+    ledger.set_release_due("pi_1", due)
+    assert [p.business_key for p in ledger.release_due(now=due + timedelta(hours=1))] == [
+        "release:pi_1"
+    ]
+
+
+def test_release_by_booking_reports_each_posting(engine: Engine) -> None:
+    """Kills release() returning None: it lists one posting per payment of the booking."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    (posting,) = ledger.release("b-pi_1")
+    assert (posting.business_key, posting.created, posting.amount) == (
+        "release:pi_1",
+        True,
+        gbp(900),
+    )
+    assert [p.created for p in ledger.release("b-pi_1")] == [False]
+
+
+def test_refund_of_a_single_minor_unit_is_applied(engine: Engine) -> None:
+    """Kills `delta <= 0` -> `<= 1` / `< 0` in apply_refund_total: 0p posts nothing, 1p posts."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    assert not ledger.apply_refund_total("pi_1", gbp(0)).created  # `<= 0` -> `< 0`: no posting
+    assert ledger.apply_refund_total("pi_1", gbp(1)).created
+    assert ledger.payment("pi_1").refunded == gbp(1)
+    assert ledger.verify().ok
+
+
+def test_closing_a_dispute_that_was_never_opened_posts_nothing(engine: Engine) -> None:
+    """Kills close_dispute's early `created=False` -> `True` when nothing is disputed."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    for won in (True, False):
+        assert not ledger.close_dispute("pi_1", "dp_x", won=won).created
+    assert amounts(ledger) == (900, 0, 0)
+
+
+def test_a_new_dispute_after_a_won_one_holds_again(engine: Engine) -> None:
+    """Kills close_dispute resetting amount_disputed to 1 instead of 0: the next dispute holds."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    ledger.open_dispute("pi_1", "dp_1", gbp(1000))
+    ledger.close_dispute("pi_1", "dp_1", won=True)
+    assert ledger.open_dispute("pi_1", "dp_2", gbp(500)).amount == gbp(450)
+    assert amounts(ledger) == (450, 0, 450)
+    assert ledger.payment("pi_1").status == "disputed"
+
+
+def test_ledger_refuses_an_unsupported_database(tmp_path: Path) -> None:
+    """Kills deleting the dialect check in the posting SQL: only SQLite and PostgreSQL are used."""
+    engine = sqlite_engine(tmp_path)
+    engine.dialect.name = "mysql"  # pretend: the check must refuse before any SQL is built
+    with pytest.raises(ConfigurationError):
+        pay(LedgerService(engine), "pi_1", 1000)
+
+
+def test_release_after_a_won_dispute_moves_the_whole_share(engine: Engine) -> None:
+    """Kills close_dispute resetting payout_held to 1 instead of 0: nothing stays frozen."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    ledger.open_dispute("pi_1", "dp_1", gbp(1000))
+    ledger.close_dispute("pi_1", "dp_1", won=True)
+    assert ledger.release_payment("pi_1").amount == gbp(900)
+    assert amounts(ledger) == (0, 900, 0)
