@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from mentorpay.commission import CommissionPolicy
+from mentorpay.commission import CommissionPolicy, split_refund
 from mentorpay.errors import InvalidAmountError
 from mentorpay.money import (
     Money,
@@ -141,3 +141,18 @@ def test_split_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         split.rate_bps = 0  # type: ignore[misc]
     assert len({split, CommissionPolicy(rate_bps=1000).split(Money(5000, "GBP"))}) == 1
+
+
+def test_allocate_refuses_weights_that_are_not_a_sequence() -> None:
+    """Kills `str | bytes or not Sequence` -> `and`: a set (unordered) is refused, not split."""
+    with pytest.raises(TypeError):
+        allocate(Money(100, "USD"), {1, 2})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        allocate(Money(100, "USD"), (w for w in [1, 2]))  # type: ignore[arg-type]
+
+
+def test_split_refund_refuses_a_refund_that_is_not_money() -> None:
+    """Kills deleting `_check_money(refund, ...)` in split_refund: a bare int is a TypeError."""
+    split = CommissionPolicy(rate_bps=1000).split(Money(5000, "GBP"))
+    with pytest.raises(TypeError, match="refund must be Money"):
+        split_refund(split, Money(0, "GBP"), 100)  # type: ignore[arg-type]
