@@ -187,3 +187,12 @@ def test_signature_diagnosis_reads_v1_before_t(h: Harness) -> None:
     with pytest.raises(WebhookSignatureError) as info:
         h.processor.process(body, header)
     assert info.value.details["reason"] == "no_secret_matched"
+
+
+def test_object_with_an_empty_id_is_a_payload_error(h: Harness) -> None:
+    """Kills StripeId's `min_length=1` -> `0`: an object with id "" is refused, nothing written."""
+    event = intent_with("pi_1", **booking())
+    event["data"]["object"]["id"] = ""
+    with pytest.raises(WebhookPayloadError):
+        h.deliver(event)
+    assert h.ledger_counts() == (0, 0, 0, 0)
