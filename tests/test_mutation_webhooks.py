@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import Engine
 
 from mentorpay.errors import (
+    ConfigurationError,
     PayloadTooLargeError,
     WebhookPayloadError,
     WebhookProcessingError,
     WebhookSignatureError,
 )
+from mentorpay.events import HandlerResult
 from mentorpay.money import Money
 from mentorpay.testing import charge, dispute, encode_event, make_event, payment_intent
 from tests.fixtures.webhook_support import Harness, intent_succeeded, make_harness
@@ -53,6 +55,8 @@ def test_deferred_events_created_in_the_same_second_all_apply(h: Harness) -> Non
     # Same second: applied in arrival order (the refund first), so the hold is on what is left.
     assert h.kinds() == ["payment_succeeded", "refund_applied", "dispute_opened"]
     assert all(h.inbox(e["id"])["status"] == "processed" for e in (refund, opened))
+    # What each waited for stays on the row (`status == "deferred"` -> `!=` would erase it).
+    assert all(h.inbox(e["id"])["waiting_for"] == "pi_1" for e in (refund, opened))
     bal = h.ledger.balance("m1", "GBP")
     assert (bal.pending, bal.held) == (Money(0, "GBP"), Money(3600, "GBP"))
     assert h.ledger.verify().ok
@@ -196,3 +200,20 @@ def test_object_with_an_empty_id_is_a_payload_error(h: Harness) -> None:
     with pytest.raises(WebhookPayloadError):
         h.deliver(event)
     assert h.ledger_counts() == (0, 0, 0, 0)
+
+
+def test_register_refuses_an_empty_or_too_long_event_type(h: Harness) -> None:
+    """Kills `not event_type or len(event_type) > 128` -> `and` in register()."""
+    for bad in ("", "x" * 129):
+        with pytest.raises(ConfigurationError):
+            h.processor.register(bad, lambda conn, env: HandlerResult("ignored"))
+    h.processor.register("x" * 128, lambda conn, env: HandlerResult("ignored"))
+
+
+def test_envelope_error_names_the_missing_fields(h: Harness) -> None:
+    """Kills `".".join(loc) or "body"` -> `and`: the error lists the fields, not just "body"."""
+    event = intent_succeeded("pi_1")
+    del event["type"], event["created"]
+    with pytest.raises(WebhookPayloadError) as info:
+        h.deliver(event)
+    assert info.value.details["fields"] == ["created", "type"]
