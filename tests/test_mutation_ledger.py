@@ -89,7 +89,7 @@ def test_release_while_disputed_leaves_the_held_share_held(engine: Engine) -> No
 
 
 def test_release_due_includes_a_payment_due_exactly_now(engine: Engine) -> None:
-    """Kills `release_due_at <= cutoff` -> `<`: a payment due at this instant is released."""
+    """Kills `release_due_at <= cutoff` -> `<` (PostgreSQL leg): due at this instant, released."""
     ledger = LedgerService(engine)
     due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     pay(ledger, "pi_due", 1000, release_due_at=due)
@@ -397,3 +397,17 @@ def test_release_after_a_won_dispute_moves_the_whole_share(engine: Engine) -> No
     ledger.close_dispute("pi_1", "dp_1", won=True)
     assert ledger.release_payment("pi_1").amount == gbp(900)
     assert amounts(ledger) == (0, 900, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: on SQLite the posting path stores release_due_at as "
+    "'...12:00:00.500000+00:00' while the query binds '...12:00:00.500000', so a payment due "
+    "exactly at a cutoff with microseconds compares as later (released on the next run)",
+)
+def test_release_due_at_exactly_now_with_microseconds_on_sqlite(tmp_path: Path) -> None:
+    """A payment due at exactly the cutoff, microseconds included, is released (SQLite)."""
+    ledger = LedgerService(sqlite_engine(tmp_path))
+    due = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+    pay(ledger, "pi_1", 1000, release_due_at=due)
+    assert [p.business_key for p in ledger.release_due(now=due)] == ["release:pi_1"]
