@@ -163,7 +163,11 @@ def _candidates(node: ast.AST) -> Iterator[tuple[str, int]]:
         if isinstance(node.value, int):  # bools included: True <-> False
             yield "const", 0
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-        yield "delcall", 0
+        # Deleting a log call changes what operators read, not what the library does.
+        func = node.value.func
+        owner = func.value if isinstance(func, ast.Attribute) else None
+        if not (isinstance(owner, ast.Name) and owner.id in ("logger", "logging", "log")):
+            yield "delcall", 0
     elif isinstance(node, ast.Return) and node.value is not None:
         if not (isinstance(node.value, ast.Constant) and node.value.value is None):
             yield "retnone", 0

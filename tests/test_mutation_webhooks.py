@@ -21,7 +21,14 @@ from mentorpay.errors import (
 )
 from mentorpay.events import HandlerResult
 from mentorpay.money import Money
-from mentorpay.testing import charge, dispute, encode_event, make_event, payment_intent
+from mentorpay.testing import (
+    charge,
+    checkout_session,
+    dispute,
+    encode_event,
+    make_event,
+    payment_intent,
+)
 from tests.fixtures.webhook_support import Harness, intent_succeeded, make_harness
 
 
@@ -217,3 +224,11 @@ def test_envelope_error_names_the_missing_fields(h: Harness) -> None:
     with pytest.raises(WebhookPayloadError) as info:
         h.deliver(event)
     assert info.value.details["fields"] == ["created", "type"]
+
+
+def test_failed_async_payment_without_booking_is_ignored(h: Harness) -> None:
+    """Kills async_payment_failed's `return HandlerResult("ignored")` -> `return None`."""
+    session = checkout_session(payment_intent="pi_1", payment_status="unpaid")
+    result = h.deliver(make_event("checkout.session.async_payment_failed", session))
+    assert result.status == "ignored"
+    assert h.effects == []
