@@ -232,3 +232,11 @@ def test_failed_async_payment_without_booking_is_ignored(h: Harness) -> None:
     result = h.deliver(make_event("checkout.session.async_payment_failed", session))
     assert result.status == "ignored"
     assert h.effects == []
+
+
+def test_failed_payment_intent_without_booking_is_ignored(h: Harness) -> None:
+    """Kills payment_failed's `return HandlerResult("ignored")` -> `return None` (no booking)."""
+    intent = payment_intent(id="pi_1", status="requires_payment_method")
+    result = h.deliver(make_event("payment_intent.payment_failed", intent))
+    assert result.status == "ignored"
+    assert h.effects == []
