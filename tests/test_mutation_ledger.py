@@ -411,3 +411,22 @@ def test_release_due_at_exactly_now_with_microseconds_on_sqlite(tmp_path: Path) 
     due = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
     pay(ledger, "pi_1", 1000, release_due_at=due)
     assert [p.business_key for p in ledger.release_due(now=due)] == ["release:pi_1"]
+
+
+def test_recorded_fee_is_what_stripe_kept_not_the_policy(engine: Engine) -> None:
+    """Kills `platform_fee != split.platform_fee` -> `==` in record_payment: Stripe's fee wins."""
+    ledger = LedgerService(engine)
+    outcome = ledger.record_payment(
+        payment_intent_id="pi_1",
+        booking_id="b1",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=gbp(5000),
+        policy=POLICY,  # would say 500
+        platform_fee=gbp(700),
+    )
+    assert (outcome.split.platform_fee, outcome.split.mentor_payout) == (gbp(700), gbp(4300))
+    record = ledger.payment("pi_1")
+    assert (record.platform_fee, record.mentor_payout) == (gbp(700), gbp(4300))
+    assert ledger.platform_commission(GBP) == gbp(700)
+    assert ledger.verify().ok

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from mentorpay.errors import (
     ConfigurationError,
@@ -20,6 +20,7 @@ from mentorpay.errors import (
     WebhookSignatureError,
 )
 from mentorpay.events import HandlerResult
+from mentorpay.models import WebhookEvent
 from mentorpay.money import Money
 from mentorpay.testing import (
     charge,
@@ -240,3 +241,49 @@ def test_failed_payment_intent_without_booking_is_ignored(h: Harness) -> None:
     result = h.deliver(make_event("payment_intent.payment_failed", intent))
     assert result.status == "ignored"
     assert h.effects == []
+
+
+def test_deferred_cumulative_refunds_apply_in_created_order(h: Harness) -> None:
+    """Kills deleting the drain's sort (or sorting by row id): refunds apply in Stripe's order."""
+    second = refund_event("pi_1", 2000, created=2000)
+    first = refund_event("pi_1", 1000, created=1000)
+    assert h.deliver(second).status == "deferred"  # arrives first
+    assert h.deliver(first).status == "deferred"
+    h.deliver(intent_succeeded("pi_1"))
+    refunds = [e.data["amount"] for e in h.effects if e.kind == "refund_applied"]
+    assert refunds == [1000, 1000]
+    assert h.ledger.payment("pi_1").refunded == Money(2000, "GBP")
+
+
+def test_drained_event_counts_its_attempt(h: Harness) -> None:
+    """Kills `attempts + 1` -> `+ 0` in the drain: applying a deferred event is an attempt."""
+    refund = refund_event("pi_1", 1000)
+    h.deliver(refund)
+    before = h.inbox(refund["id"])["attempts"]
+    h.deliver(intent_succeeded("pi_1"))
+    assert h.inbox(refund["id"])["attempts"] == before + 1
+
+
+def test_unreadable_deferred_event_is_marked_failed(h: Harness) -> None:
+    """Kills dropping an unparsable deferred payload in the drain: its row becomes failed."""
+    refund = refund_event("pi_1", 1000)
+    h.deliver(refund)
+    with h.engine.begin() as conn:
+        conn.execute(
+            update(WebhookEvent.__table__)
+            .where(WebhookEvent.__table__.c.event_id == refund["id"])
+            .values(payload="{}")
+        )
+    assert h.deliver(intent_succeeded("pi_1")).status == "success"
+    row = h.inbox(refund["id"])
+    assert row["status"] == "failed"
+    assert "ValidationError" in row["last_error"]
+    assert h.ledger.payment("pi_1").refunded == Money(0, "GBP")
+
+
+def test_paid_session_without_payment_intent_is_ignored(h: Harness) -> None:
+    """Kills `_record_payment`'s `return HandlerResult("ignored")` -> None when pi is missing."""
+    session = checkout_session(payment_intent=None, metadata=booking())
+    result = h.deliver(make_event("checkout.session.completed", session))
+    assert result.status == "ignored"
+    assert h.ledger_counts() == (0, 0, 0, 0)
