@@ -430,3 +430,14 @@ def test_recorded_fee_is_what_stripe_kept_not_the_policy(engine: Engine) -> None
     assert (record.platform_fee, record.mentor_payout) == (gbp(700), gbp(4300))
     assert ledger.platform_commission(GBP) == gbp(700)
     assert ledger.verify().ok
+
+
+def test_release_after_a_lost_dispute_moves_only_what_is_left(engine: Engine) -> None:
+    """Kills `payout_reversed + payout` -> `-` on a lost dispute: the lost share is gone."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 10_000)
+    ledger.open_dispute("pi_1", "dp_1", gbp(2000))
+    ledger.close_dispute("pi_1", "dp_1", won=False)  # 1800 of payout reversed
+    assert ledger.release_payment("pi_1").amount == gbp(7200)
+    assert amounts(ledger) == (0, 7200, 0)
+    assert ledger.verify().ok

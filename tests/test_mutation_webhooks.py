@@ -19,7 +19,7 @@ from mentorpay.errors import (
     WebhookProcessingError,
     WebhookSignatureError,
 )
-from mentorpay.events import HandlerResult
+from mentorpay.events import Effect, HandlerResult
 from mentorpay.models import WebhookEvent
 from mentorpay.money import Money
 from mentorpay.testing import (
@@ -287,3 +287,27 @@ def test_paid_session_without_payment_intent_is_ignored(h: Harness) -> None:
     result = h.deliver(make_event("checkout.session.completed", session))
     assert result.status == "ignored"
     assert h.ledger_counts() == (0, 0, 0, 0)
+
+
+def test_completed_subscription_session_is_ignored(h: Harness) -> None:
+    """Kills the mode check's `return HandlerResult("ignored")` -> None for non-payment modes."""
+    session = checkout_session(payment_intent=None, mode="subscription", metadata=booking())
+    assert h.deliver(make_event("checkout.session.completed", session)).status == "ignored"
+    assert h.ledger_counts() == (0, 0, 0, 0)
+
+
+def test_emit_delivers_effects_to_callbacks(h: Harness) -> None:
+    """Kills emit()'s `_run_callbacks(effects)` -> pass: settled effects reach the host."""
+    effect = Effect("payout_settled", {"payout_request_id": 1})
+    h.processor.emit([effect])
+    assert h.effects == [effect]
+
+
+def test_deferred_rows_wait_unprocessed_ignored_rows_are_stamped(h: Harness) -> None:
+    """Kills `None if status == "deferred" else now` -> `!=` when an event is first stored."""
+    refund = refund_event("pi_1", 1000)
+    h.deliver(refund)
+    assert h.inbox(refund["id"])["processed_at"] is None
+    other = make_event("customer.created", {"id": "cus_1"})
+    assert h.deliver(other).status == "ignored"
+    assert h.inbox(other["id"])["processed_at"] is not None
