@@ -68,7 +68,7 @@ from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
-from mentorpay.commission import CommissionPolicy, Split, split_refund
+from mentorpay.commission import CommissionPolicy, Rounding, Split, split_refund
 from mentorpay.db import (
     DEFAULT_RETRIES,
     driver_execute,
@@ -289,13 +289,16 @@ class PaymentRecord:
     rate_bps: int
     created_at: datetime
     released_at: datetime | None
+    rounding: Rounding = "half_even"
     #: Why the payment sits on the suspense account (``needs_review``), else None.
     review_reason: str | None = None
 
     @property
     def split(self) -> Split:
-        """The split frozen at capture."""
-        return Split(self.gross, self.platform_fee, self.mentor_payout, self.rate_bps)
+        """The split frozen at capture, with the payment's own rounding (refunds reuse it)."""
+        return Split(
+            self.gross, self.platform_fee, self.mentor_payout, self.rate_bps, self.rounding
+        )
 
     def as_dict(self, role: Literal["mentor", "mentee"] = "mentor") -> dict[str, Any]:
         """JSON-ready; a mentee does not see the platform's commission breakdown."""
@@ -378,6 +381,7 @@ def _record(row: Row[Any]) -> PaymentRecord:
         created_at=m["created_at"],
         released_at=m["released_at"],
         review_reason=m["review_reason"],
+        rounding=m["rounding"],
     )
 
 
@@ -572,15 +576,6 @@ class LedgerService:
                 f"no payment recorded for {payment_intent_id}", payment_intent_id=payment_intent_id
             )
         return row
-
-    def payment_exists(self, conn: Connection, payment_intent_id: str) -> bool:
-        """Whether a payment for this intent is recorded (inside the caller's transaction)."""
-        return (
-            conn.execute(
-                select(_payments.c.id).where(_payments.c.payment_intent_id == payment_intent_id)
-            ).first()
-            is not None
-        )
 
     @staticmethod
     def _share_account(m: Any) -> str:
@@ -814,6 +809,7 @@ class LedgerService:
                 created_at=now,
                 released_at=now if destination else None,
                 review_reason=review_reason,
+                rounding=split.rounding,
             )
             return PaymentOutcome(record, True, split)
 
@@ -1242,6 +1238,9 @@ class LedgerService:
                     updated_at=now,
                 )
             )
+            if disputed == 0:
+                # Nothing left to dispute (refunded in full): tracked, but nothing moves.
+                return Posting(key, created=False)
             mentor = m["mentor_id"]
             legs: list[Leg] = []
             if hold:

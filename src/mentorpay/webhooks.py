@@ -377,13 +377,12 @@ class _CheckoutTerms(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Booking:
+    """The ids a payment's metadata names. They only locate the booking: who is credited and
+    how much come from mentorpay's checkout row or the host's booking (payment_truth)."""
+
     booking_id: str
     mentor_id: str
     mentee_id: str
-    #: Connect destination charge: the mentor's connected account (metadata ``mentor_account``).
-    destination: str | None = None
-    #: Connect destination charge: the application fee checkout asked Stripe to keep.
-    platform_fee: int | None = None
 
 
 def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking | None:
@@ -402,24 +401,7 @@ def _booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> _Booking
                 event_type=env.type,
             )
     booking_id, mentor_id, mentee_id = (str(v) for v in values)
-    destination = metadata.get("mentor_account") or None
-    if destination is not None and (len(destination) > _ID_MAX or "\x00" in destination):
-        raise WebhookPayloadError(
-            f"{env.type} event {env.id}: mentor_account metadata is not a usable id",
-            event_id=env.id,
-            event_type=env.type,
-        )
-    fee_text = metadata.get("platform_fee")
-    platform_fee: int | None = None
-    if fee_text is not None:
-        if not fee_text.isdigit() or len(fee_text) > 18:
-            raise WebhookPayloadError(
-                f"{env.type} event {env.id}: platform_fee metadata is not an amount",
-                event_id=env.id,
-                event_type=env.type,
-            )
-        platform_fee = int(fee_text)
-    return _Booking(booking_id, mentor_id, mentee_id, destination, platform_fee)
+    return _Booking(booking_id, mentor_id, mentee_id)
 
 
 def _fee(amount: int | None, gross: Money, env: EventEnvelope) -> Money | None:
