@@ -55,13 +55,28 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_reconcile.py",
         "tests/test_flow.py",
         "tests/test_ledger_properties.py",
+        "tests/test_webhook_truth.py",
+        "tests/test_refund_failures.py",
+        "tests/test_payment_lifecycle_orderings.py",
     ],
     "webhooks": [
         "tests/test_mutation_webhooks.py",
         "tests/test_webhooks_kit.py",
         "tests/test_webhooks.py",
+        "tests/test_webhook_truth.py",
+        "tests/test_webhook_attacker.py",
+        "tests/test_stripe_shapes.py",
+        "tests/test_checkout_delayed_payment.py",
         "tests/test_flow.py",
         "tests/test_webhooks_orderings.py",
+    ],
+    "payment_truth": [
+        "tests/test_webhook_truth.py",
+        "tests/test_webhook_attacker.py",
+    ],
+    "payments": [
+        "tests/test_webhook_truth.py",
+        "tests/test_cli_payments.py",
     ],
 }
 DEFAULT_MODULES = list(MODULE_TESTS)
