@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
@@ -217,6 +218,9 @@ class IntegrityError(Exception):
         (OperationalError("could not serialize access", "40001"), False),
         (OperationalError("canceling statement due to statement timeout", "57014"), False),
         (IntegrityError("duplicate key"), False),
+        # PgBouncer answering a COMMIT on a killed server: psycopg's own protocol error.
+        (psycopg.InternalError("received 2 results from command 'COMMIT'"), True),
+        (psycopg.errors.InternalError_("an internal server error"), False),
         (sqlite3.OperationalError("unable to open database file"), True),
         (sqlite3.OperationalError("database is locked"), False),
         (ValueError("not a database error"), False),

@@ -221,9 +221,12 @@ def is_unavailable(exc: BaseException) -> bool:
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate:
         return str(sqlstate).startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
-    # PEP 249 names, matched by name: the driver is not imported here.
+    # PEP 249 names, matched by name: the driver is not imported here. An InternalError with
+    # no SQLSTATE is the client's own protocol confusion (PgBouncer answering a COMMIT after
+    # its server was killed): the connection is unusable and the outcome unknown, so a retry
+    # (idempotent by the inbox and business keys) is the only safe answer.
     names = {cls.__name__ for cls in type(orig).__mro__}
-    return bool(names & {"OperationalError", "InterfaceError"})
+    return bool(names & {"OperationalError", "InterfaceError", "InternalError"})
 
 
 def _unavailable(exc: BaseException) -> DatabaseUnavailableError:
