@@ -56,6 +56,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_flow.py",
         "tests/test_ledger_properties.py",
         "tests/test_webhook_truth.py",
+        "tests/test_payment_review.py",
         "tests/test_refund_failures.py",
         "tests/test_payment_lifecycle_orderings.py",
     ],
@@ -71,10 +72,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_webhooks_orderings.py",
     ],
     "payment_truth": [
+        "tests/test_payment_truth.py",
         "tests/test_webhook_truth.py",
         "tests/test_webhook_attacker.py",
     ],
     "payments": [
+        "tests/test_payment_review.py",
         "tests/test_webhook_truth.py",
         "tests/test_cli_payments.py",
     ],
