@@ -18,6 +18,7 @@ from mentorpay.testing import (
     encode_event,
     make_event,
     payment_intent,
+    refund,
     sign_payload,
 )
 
@@ -112,10 +113,11 @@ def test_duplicate_is_refunded_with_reason_duplicate(engine: Engine) -> None:
 def test_only_a_clean_duplicate_is_refunded_automatically(engine: Engine) -> None:
     """Kills `... or ';' in reason` -> `and`: a duplicate that also disagrees waits for a human."""
     mp, fake = setup(engine, refund_duplicate_payments=True)
+    assert pay(mp, fake, "pi_0", 100) == "needs_review"  # underpaid only: not a duplicate
     pay(mp, fake, "pi_1", 5000)
     assert pay(mp, fake, "pi_2", 4000) == "needs_review"  # already paid AND underpaid
     assert fake.calls_to("create_refund") == []
-    assert [p.payment_intent_id for p in mp.payments.review_queue()] == ["pi_2"]
+    assert [p.payment_intent_id for p in mp.payments.review_queue()] == ["pi_0", "pi_2"]
 
 
 def test_review_queue_default_limit_is_one_hundred(engine: Engine) -> None:
@@ -128,14 +130,17 @@ def test_review_queue_default_limit_is_one_hundred(engine: Engine) -> None:
 
 
 def test_refund_transactions_name_the_mentor(engine: Engine) -> None:
-    """Kills `mentor_id or None` -> `and None` on refunds: the journal says whose money moved."""
+    """Kills `mentor_id or None` -> `and None` on refunds and failures: whose money moved."""
     mp, fake = setup(engine)
     pay(mp, fake, "pi_1", 5000)
     refund_event(mp, "pi_1", 5000, 1000)
+    failed = refund(id="re_1", payment_intent="pi_1", amount=1000, status="failed")
+    body = encode_event(make_event("refund.failed", failed))
+    assert mp.webhooks.process(body, sign_payload(body, SECRET)).status == "success"
     with engine.connect() as conn:
         rows = conn.execute(
-            select(LedgerTransaction.kind, LedgerTransaction.mentor_id).where(
-                LedgerTransaction.kind == "refund"
-            )
+            select(LedgerTransaction.kind, LedgerTransaction.mentor_id)
+            .where(LedgerTransaction.kind.in_(("refund", "refund_failed")))
+            .order_by(LedgerTransaction.id)
         ).all()
-    assert [tuple(r) for r in rows] == [("refund", "3")]
+    assert [tuple(r) for r in rows] == [("refund", "3"), ("refund_failed", "3")]
