@@ -57,6 +57,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_ledger_properties.py",
         "tests/test_webhook_truth.py",
         "tests/test_payment_review.py",
+        "tests/test_dispute_holds.py",
         "tests/test_refund_failures.py",
         "tests/test_payment_lifecycle_orderings.py",
     ],

@@ -384,3 +384,54 @@ def test_failed_automatic_duplicate_refund_is_retried_by_the_outbox(engine: Engi
     keys = {c.idempotency_key for c in fake.calls_to("create_refund")}
     assert len(keys) == 1
     assert mp.ledger.suspense("GBP") == Money(0, "GBP")
+
+
+# -- faults the mutation runner found in the truth path -----------------------------------------
+
+
+def connect_booking() -> BookingInfo:
+    """Booking 42 with mentor 3's connected account, for destination charges."""
+    return booking(mentor_stripe_account="acct_mentor3")
+
+
+def test_destination_other_than_the_mentors_account_goes_to_review(engine: Engine) -> None:
+    """Kills the destination check (`or` -> `and`, the reason dropped): a diverted share."""
+    mp, _ = make_mp(engine, connect_booking(), connect_destination_charges=True)
+    intent = own_intent()
+    intent["transfer_data"] = {"destination": "acct_someone_else"}
+    intent["application_fee_amount"] = 500
+    result = send(mp, "payment_intent.succeeded", intent)
+    assert result.status == "needs_review"
+    assert "destination_mismatch" in (mp.ledger.payment("pi_1").review_reason or "")
+    assert mentor_money(mp, "3") == 0
+
+
+def test_the_fee_stripe_kept_wins_over_the_checkout_rows(engine: Engine) -> None:
+    """Kills `platform_fee is None and row` -> `or`: Stripe's application fee is recorded."""
+    mp, fake = make_mp(engine, connect_booking(), connect_destination_charges=True)
+    session = paid_session(mp, fake)
+    intent = fake.payment_intent(session["payment_intent"])
+    intent["application_fee_amount"] = 700  # the row asked for 500; Stripe kept 700
+    assert send(mp, "payment_intent.succeeded", intent).status == "success"
+    record = mp.ledger.payment(intent["id"])
+    assert (record.platform_fee, record.mentor_payout) == (Money(700, "GBP"), Money(4300, "GBP"))
+
+
+def test_a_reviewed_payment_keeps_the_bookings_mentor_when_known(engine: Engine) -> None:
+    """Kills `review is None or booking is not None` -> `and`: who to credit, if resolved."""
+    mp, _ = make_mp(engine)
+    send(mp, "payment_intent.succeeded", own_intent("pi_1", amount=100))
+    send(mp, "payment_intent.succeeded", own_intent("pi_2", booking_id="777"))
+    assert mp.ledger.payment("pi_1").mentor_id == "3"
+    assert mp.ledger.payment("pi_2").mentor_id == ""  # unknown booking: nobody yet
+
+
+def test_payment_succeeded_effect_carries_the_split(engine: Engine) -> None:
+    """Kills the dropped `data.update(platform_fee=..., ...)`: hosts get the split it made."""
+    mp, _ = make_mp(engine)
+    seen: list[Any] = []
+    mp.on("payment_succeeded", seen.append)
+    send(mp, "payment_intent.succeeded", own_intent())
+    (effect,) = seen
+    assert (effect.data["platform_fee"], effect.data["mentor_payout"]) == (500, 4500)
+    assert effect.data["rate_bps"] == 1000
