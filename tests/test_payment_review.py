@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
-from mentorpay import BookingInfo, MentorpayConfig, Money
+from mentorpay import BookingInfo, InvalidRequestError, MentorpayConfig, Money
 from mentorpay.app import MentorPay
 from mentorpay.models import LedgerTransaction
 from mentorpay.testing import (
@@ -144,3 +145,26 @@ def test_refund_transactions_name_the_mentor(engine: Engine) -> None:
             .order_by(LedgerTransaction.id)
         ).all()
     assert [tuple(r) for r in rows] == [("refund", "3"), ("refund_failed", "3")]
+
+
+def test_credit_review_reports_what_it_did(engine: Engine) -> None:
+    """Kills credit_review's returns -> None: the posting names the mentor's credited share."""
+    mp, fake = setup(engine)
+    pay(mp, fake, "pi_1", 6000)
+    posting = mp.ledger.credit_review(
+        "pi_1", booking_id="42", mentor_id="3", mentee_id="7", policy=mp.config.commission
+    )
+    assert (posting.created, posting.amount) == (True, Money(5400, "GBP"))
+    again = mp.ledger.credit_review(
+        "pi_1", booking_id="42", mentor_id="3", mentee_id="7", policy=mp.config.commission
+    )
+    assert again is not None and not again.created
+
+
+def test_review_queue_limit_bounds(engine: Engine) -> None:
+    """Kills `limit <= 10000` -> `<`: 10000 is allowed, 10001 and 0 are refused."""
+    mp, _ = setup(engine)
+    assert mp.payments.review_queue(limit=10_000) == []
+    for bad in (0, 10_001):
+        with pytest.raises(InvalidRequestError):
+            mp.payments.review_queue(limit=bad)

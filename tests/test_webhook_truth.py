@@ -435,3 +435,11 @@ def test_payment_succeeded_effect_carries_the_split(engine: Engine) -> None:
     (effect,) = seen
     assert (effect.data["platform_fee"], effect.data["mentor_payout"]) == (500, 4500)
     assert effect.data["rate_bps"] == 1000
+
+
+def test_metadata_naming_only_a_booking_is_not_mentorpays(engine: Engine) -> None:
+    """Kills `all(values)` -> `any(values)`: without mentor and mentee ids it is not ours."""
+    mp, _ = make_mp(engine)
+    intent = payment_intent(id="pi_1", amount=5000, currency="gbp", metadata={"booking_id": "42"})
+    assert send(mp, "payment_intent.succeeded", intent).status == "ignored"
+    assert mentor_money(mp, "3") == 0
