@@ -73,6 +73,7 @@ from mentorpay.gateway import (
     checkout_idempotency_key,
     outcome_unknown,
 )
+from mentorpay.ledger import UNPAID_PAYMENT_STATUSES
 from mentorpay.models import checkout_sessions_table as _sessions
 from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money, check_charge_amount, minimum_charge_amount
@@ -80,10 +81,6 @@ from mentorpay.money import Money, check_charge_amount, minimum_charge_amount
 __all__ = ["CheckoutService", "CheckoutSessionInfo"]
 
 
-#: Payment statuses that leave none of the mentee's money with the platform, so paying the
-#: booking again is not a double payment. Anything else (succeeded, partially refunded,
-#: disputed, dispute lost) blocks a new checkout.
-_REPAYABLE_PAYMENT_STATUSES: Final = ("failed", "refunded", "needs_review")
 _CREATING = "creating"
 _OPEN = "open"
 _EXPIRED = "expired"
@@ -321,7 +318,7 @@ class CheckoutService:
             .where(
                 and_(
                     _payments.c.booking_id == booking.id,
-                    _payments.c.status.not_in(_REPAYABLE_PAYMENT_STATUSES),
+                    _payments.c.status.not_in(UNPAID_PAYMENT_STATUSES),
                 )
             )
             .limit(1)

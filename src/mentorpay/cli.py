@@ -49,6 +49,7 @@ from mentorpay.ledger import LedgerService
 from mentorpay.migrations import VERSION_TABLE, alembic_config, upgrade
 from mentorpay.money import Money, normalize_currency
 from mentorpay.outbox import Outbox
+from mentorpay.webhooks import INBOX_STATUSES
 
 __all__ = ["build_parser", "main"]
 
@@ -744,7 +745,7 @@ def _add_events(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ev_list = command(actions, "list", "list stored webhook events, newest first", cmd_events_list)
     ev_list.add_argument(
         "--status",
-        choices=["processed", "ignored", "deferred", "failed", "rejected"],
+        choices=INBOX_STATUSES,
         help="only events with this status",
     )
     ev_list.add_argument("--type", help="only events of this type (e.g. charge.refunded)")

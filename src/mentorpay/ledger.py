@@ -95,6 +95,7 @@ from mentorpay.money import Money, normalize_currency
 
 __all__ = [
     "BALANCE_ACCOUNTS",
+    "UNPAID_PAYMENT_STATUSES",
     "BalanceView",
     "LedgerService",
     "Page",
@@ -129,6 +130,11 @@ BALANCE_ACCOUNTS: dict[str, str] = {
     WITHDRAWN: "withdrawn",
 }
 
+
+#: Payment statuses that leave the booking unpaid, so paying it again is not a double payment:
+#: refunded ones gave the money back, reviewed ones credited nobody. Anything else (succeeded,
+#: partially refunded, disputed, dispute lost) means the booking is paid.
+UNPAID_PAYMENT_STATUSES: tuple[str, ...] = ("failed", "refunded", "needs_review")
 
 Leg = tuple[str, str | None, int]  # (account, mentor_id or None for platform accounts, amount)
 

@@ -96,14 +96,11 @@ class PaymentReviewService:
                     payment_intent_id=payment_intent_id,
                     amount=None,
                     idempotency_key=review_refund_idempotency_key(payment_intent_id),
-                    reason="duplicate" if "already_paid" in self._reason(payment) else None,
+                    reason="duplicate" if "already_paid" in (payment.review_reason or "") else None,
                     metadata={"booking_id": payment.booking_id, "mentorpay_review": "refund"},
                 )
                 self._ledger.refund_review(payment_intent_id)
         return self._ledger.payment(payment_intent_id)
-
-    def _reason(self, payment: PaymentRecord) -> str:
-        return payment.review_reason or ""
 
     def refund_duplicate(self, effect: Effect) -> None:
         """After-commit hook: refund a second payment of an already-paid booking.

@@ -532,11 +532,12 @@ class PayoutService:
 
         A transfer event names its payout by the recorded transfer id or by metadata (the
         webhook may beat ``execute`` to recording the id), but it settles that payout only when
-        it is the platform's own event (no ``account``) in the configured mode (``livemode``)
-        and the transfer's destination, amount, currency and id (once recorded) are the
-        payout's. Otherwise it is answered ``ignored``, its reason logged at warning, and an
-        ``alert`` effect (``reason``, ``event_id``, ``payout_request_id``, ...) is emitted; so
-        is a partial reversal, which is left to a human.
+        the transfer (in the configured mode) has the payout's destination, amount, currency and
+        id (once recorded). Events from a connected account or the other mode never get here:
+        the webhook processor refuses them before any handler runs. Otherwise it is answered
+        ``ignored``, its reason logged at warning, and an ``alert`` effect (``reason``,
+        ``event_id``, ``payout_request_id``, ...) is emitted; so is a partial reversal, which is
+        left to a human.
         """
         return {
             "transfer.created": self._on_transfer,
@@ -631,24 +632,20 @@ class PayoutService:
         if row is None:
             logger.info("transfer %s names no mentorpay payout; ignored", transfer.id)
             return HandlerResult("ignored")
-        mismatch = self._mismatch(event, transfer, row)
+        mismatch = self._mismatch(transfer, row)
         if mismatch is not None:
             return self._refuse(event, transfer, row.id, *mismatch)
         return row
 
-    def _mismatch(
-        self, event: EventEnvelope, transfer: GatewayTransfer, row: Row[Any]
-    ) -> tuple[str, str] | None:
-        """Why ``transfer`` (from ``event``) is not the transfer of payout ``row``, if so."""
+    def _mismatch(self, transfer: GatewayTransfer, row: Row[Any]) -> tuple[str, str] | None:
+        """Why ``transfer`` is not the transfer of payout ``row``, if so."""
+        # The envelope's account and mode were checked by the processor; the object's own mode
+        # can still disagree with it.
         livemode = self._config.livemode
         object_livemode = transfer.raw.get("livemode")
-        if event.account is not None:
-            return "connected_account", f"sent by connected account {event.account}"
-        if event.livemode != livemode or (
-            isinstance(object_livemode, bool) and object_livemode != livemode
-        ):
+        if isinstance(object_livemode, bool) and object_livemode != livemode:
             mode = "live" if livemode else "test"
-            return "livemode_mismatch", f"not a {mode}-mode event, as configured"
+            return "livemode_mismatch", f"not a {mode}-mode transfer, as configured"
         if row.method != "stripe_transfer":
             return "not_a_transfer_payout", f"payout {row.id} is paid {row.method}"
         if row.transfer_id is not None and row.transfer_id != transfer.id:

@@ -142,7 +142,7 @@ from mentorpay.events import (
     HandlerResult,
     HandlerStatus,
 )
-from mentorpay.ledger import LedgerService
+from mentorpay.ledger import UNPAID_PAYMENT_STATUSES, LedgerService
 from mentorpay.models import checkout_sessions_table as _checkouts
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import webhook_events_table as _inbox
@@ -204,8 +204,6 @@ _INBOX_STATUS: Final[dict[HandlerStatus, InboxStatus]] = {
 #: Statuses a new delivery (or a replay) may claim again; processed and ignored are final.
 _RECLAIMABLE: Final = ("failed", "deferred", "rejected")
 _FINAL: Final = frozenset({"processed", "ignored"})
-#: Payment statuses that leave a booking unpaid (a second payment of it is not a duplicate).
-_UNPAID_PAYMENT_STATUSES: Final = ("refunded", "needs_review")
 _ID_MAX = 255  # the width of every id column (Stripe ids are at most 255 characters)
 _TYPE_MAX = 128
 _ERROR_MAX = 2000
@@ -1116,8 +1114,10 @@ class WebhookProcessor:
         """
         if session_id is not None:
             rows = driver_execute(conn, self._terms_by_session, (booking_id, pi, session_id))
-        else:
+        elif booking_id is not None:
             rows = driver_execute(conn, self._terms_by_booking, (booking_id, pi, booking_id))
+        else:
+            return None, None  # names no booking and no session: nothing to look up
         paid_by: str | None = rows[0][0] if rows else None
         found = [_CheckoutTerms(*r[1:]) for r in rows if r[1] is not None]
         for terms in found:
@@ -1614,7 +1614,7 @@ class WebhookProcessor:
         # another payment intent that already paid the booking (see _checkout_terms). The
         # one-row derived table keeps "paid by" answered when no checkout row exists.
         p = placeholder(self._engine)
-        unpaid = ", ".join(f"'{status}'" for status in _UNPAID_PAYMENT_STATUSES)
+        unpaid = ", ".join(f"'{status}'" for status in UNPAID_PAYMENT_STATUSES)
         terms = (  # built from constants only; every value is bound
             "SELECT (SELECT p.payment_intent_id FROM mentorpay_payments p"  # noqa: S608
             f" WHERE p.booking_id = COALESCE(c.booking_id, {p}) AND p.payment_intent_id <> {p}"
