@@ -73,7 +73,7 @@ def _transfer(**changes: Any) -> GatewayTransfer:
 
 def test_statuses_are_the_literal_and_the_machine_covers_them() -> None:
     """PAYOUT_STATUSES is the PayoutStatus Literal, and TRANSITIONS has a row for each."""
-    assert PAYOUT_STATUSES == get_args(PayoutStatus)
+    assert get_args(PayoutStatus) == PAYOUT_STATUSES
     assert set(TRANSITIONS) == set(PAYOUT_STATUSES)
     assert all(targets <= set(PAYOUT_STATUSES) for targets in TRANSITIONS.values())
 
