@@ -6,8 +6,9 @@ inside the caller's transaction, and never commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -19,14 +20,20 @@ from mentorpay.money import Money
 
 __all__ = [
     "available",
+    "by_ids",
+    "by_transfer_ids",
     "find_for_transfer",
     "insert_request",
     "list_rows",
     "record_transfer",
     "reference_holder",
     "row",
+    "transfers_in_flight",
     "update_status",
 ]
+
+#: Ids per ``IN (...)`` query.
+_CHUNK: Final = 500
 
 
 def row(conn: Connection, payout_id: int, *, lock: bool = False) -> Row[Any]:
@@ -145,3 +152,42 @@ def find_for_transfer(conn: Connection, transfer_id: str, payout_id: int | None)
     return conn.execute(
         select(_payouts).where(or_(*conditions)).order_by(_payouts.c.id).with_for_update()
     ).first()
+
+
+def by_ids(conn: Connection, payout_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """The payouts with these ids, by id."""
+    found: dict[int, Row[Any]] = {}
+    for start in range(0, len(payout_ids), _CHUNK):
+        chunk = payout_ids[start : start + _CHUNK]
+        for found_row in conn.execute(select(_payouts).where(_payouts.c.id.in_(chunk))):
+            found[found_row.id] = found_row
+    return found
+
+
+def by_transfer_ids(conn: Connection, transfer_ids: Sequence[str]) -> dict[str, Row[Any]]:
+    """The payouts recorded with these transfer ids, by transfer id."""
+    found: dict[str, Row[Any]] = {}
+    for start in range(0, len(transfer_ids), _CHUNK):
+        chunk = transfer_ids[start : start + _CHUNK]
+        query = select(_payouts).where(_payouts.c.transfer_id.in_(chunk))
+        for found_row in conn.execute(query):
+            found[found_row.transfer_id] = found_row
+    return found
+
+
+def transfers_in_flight(conn: Connection, since: datetime, until: datetime) -> list[Row[Any]]:
+    """Transfer payouts processing or paid, created or updated in ``[since, until)``."""
+    return list(
+        conn.execute(
+            select(_payouts).where(
+                and_(
+                    _payouts.c.method == "stripe_transfer",
+                    _payouts.c.status.in_(("processing", "paid")),
+                    or_(
+                        and_(_payouts.c.created_at >= since, _payouts.c.created_at < until),
+                        and_(_payouts.c.updated_at >= since, _payouts.c.updated_at < until),
+                    ),
+                )
+            )
+        ).all()
+    )
