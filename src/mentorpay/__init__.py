@@ -137,69 +137,33 @@ __all__ = [
     "split_refund",
 ]
 
-#: Where each public name lives (the same imports as above, for the loader).
-_SOURCES: dict[str, tuple[str, ...]] = {
-    "mentorpay.analytics": (
-        "AnalyticsReport",
-        "AnalyticsService",
-        "CheckoutFunnel",
-        "CurrencySummary",
-    ),
-    "mentorpay.app": ("MentorPay",),
-    "mentorpay.bookings": ("BookingInfo", "BookingSource"),
-    "mentorpay.checkout": ("CheckoutService", "CheckoutSessionInfo"),
-    "mentorpay.commission": ("CommissionPolicy", "CommissionResolver", "Split", "split_refund"),
-    "mentorpay.config": ("MentorpayConfig",),
-    "mentorpay.errors": (
-        "AlreadyPaidError",
-        "BookingNotFoundError",
-        "BookingNotPayableError",
-        "CardError",
-        "ConfigurationError",
-        "ConflictError",
-        "CurrencyMismatchError",
-        "DatabaseBusyError",
-        "DatabaseUnavailableError",
-        "GatewayConnectionError",
-        "GatewayError",
-        "GatewayInvalidRequestError",
-        "GatewayRateLimitError",
-        "IdempotencyConflictError",
-        "InsufficientBalanceError",
-        "InvalidAmountError",
-        "InvalidRequestError",
-        "MentorNotFoundError",
-        "MentorpayError",
-        "NotAuthorizedError",
-        "NotBookingOwnerError",
-        "NotFoundError",
-        "PayloadTooLargeError",
-        "PaymentNotFoundError",
-        "PaymentPendingError",
-        "PayoutNotFoundError",
-        "PayoutStateError",
-        "UnknownCurrencyError",
-        "WebhookPayloadError",
-        "WebhookProcessingError",
-        "WebhookSignatureError",
-    ),
-    "mentorpay.events": ("Effect", "EffectKind"),
-    "mentorpay.gateway": ("PaymentGateway", "StripeGateway"),
-    "mentorpay.ledger": ("BalanceView", "LedgerService", "Page", "PaymentRecord", "VerifyReport"),
-    "mentorpay.money": ("Money", "allocate"),
-    "mentorpay.payouts": ("PayoutService", "PayoutView"),
-    "mentorpay.reconcile": ("Reconciler", "ReconcileReport"),
-    "mentorpay.refunds": ("RefundResult", "RefundService"),
-    "mentorpay.webhooks": ("InboxEvent", "WebhookProcessor", "WebhookResult"),
-}
+#: The modules the public names come from (each exports them in its own ``__all__``).
+_SOURCES: tuple[str, ...] = (
+    "mentorpay.analytics",
+    "mentorpay.app",
+    "mentorpay.bookings",
+    "mentorpay.checkout",
+    "mentorpay.commission",
+    "mentorpay.config",
+    "mentorpay.errors",
+    "mentorpay.events",
+    "mentorpay.gateway",
+    "mentorpay.ledger",
+    "mentorpay.money",
+    "mentorpay.payouts",
+    "mentorpay.reconcile",
+    "mentorpay.refunds",
+    "mentorpay.webhooks",
+)
 
 
 def _load_public_api() -> None:
     """Import every public name into the package namespace (once; cheap afterwards)."""
     namespace = globals()
-    for module_name, names in _SOURCES.items():
+    public = set(__all__)
+    for module_name in _SOURCES:
         module = _importlib.import_module(module_name)
-        for name in names:
+        for name in public.intersection(module.__all__):
             namespace[name] = getattr(module, name)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar, cast
@@ -41,10 +41,12 @@ from mentorpay.models import Id, UTCDateTime
 __all__ = [
     "DEFAULT_RETRIES",
     "ID_MAX",
+    "IN_CHUNK",
     "POOLERS",
     "READ_ONLY",
     "Pooler",
     "check_id",
+    "chunked",
     "coerce_engine",
     "driver_execute",
     "insert_constructor",
@@ -71,6 +73,8 @@ POOLERS: tuple[Pooler, ...] = ("transaction", "session", "none")
 DEFAULT_RETRIES = 8
 #: Characters an id column holds (booking, user and Stripe ids; Stripe's are at most 255).
 ID_MAX: Final[int] = Id.length or 255
+#: Values per ``IN (...)`` list: well under every driver's limit on bound parameters.
+IN_CHUNK: Final = 500
 #: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
 READ_ONLY = "mentorpay_read_only"
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -87,6 +91,12 @@ def check_id(value: object, *, field: str, label: str | None = None) -> None:
             f"{label or field} must be a non-empty string of at most {ID_MAX} characters",
             field=field,
         )
+
+
+def chunked(values: Sequence[T]) -> Iterable[Sequence[T]]:
+    """``values`` in slices of :data:`IN_CHUNK`, for ``IN (...)`` queries."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 def make_engine(url: str, *, pooler: Pooler | None = None, **kwargs: Any) -> Engine:

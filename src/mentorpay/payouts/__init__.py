@@ -1,16 +1,7 @@
 """Payouts: mentors withdraw what they have earned.
 
-State machine (``TRANSITIONS``; anything else raises :class:`PayoutStateError`)::
-
-    requested  -> approved    approve (by someone other than the mentor)
-    requested  -> cancelled   cancel
-    approved   -> cancelled   cancel
-    approved   -> processing  execute
-    approved   -> paid        mark_paid (manual payouts only)
-    processing -> paid        transfer.created webhook; mark_paid (manual)
-    processing -> failed      Stripe refused the transfer; transfer.reversed before it settled;
-                              mark_failed (manual)
-    paid       -> reversed    transfer.reversed webhook; reverse() (manual)
+State machine: ``TRANSITIONS`` in :mod:`.rules`, drawn in its docstring (anything else raises
+:class:`PayoutStateError`).
 
 Money (ledger postings, in the same transaction as the state change):
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from mentorpay.db import chunked
 from mentorpay.errors import InvalidRequestError, PayoutNotFoundError
 from mentorpay.models import balances_table as _balances
 from mentorpay.models import payouts_table as _payouts
@@ -31,9 +32,6 @@ __all__ = [
     "transfers_in_flight",
     "update_status",
 ]
-
-#: Ids per ``IN (...)`` query.
-_CHUNK: Final = 500
 
 
 def row(conn: Connection, payout_id: int, *, lock: bool = False) -> Row[Any]:
@@ -157,8 +155,7 @@ def find_for_transfer(conn: Connection, transfer_id: str, payout_id: int | None)
 def by_ids(conn: Connection, payout_ids: Sequence[int]) -> dict[int, Row[Any]]:
     """The payouts with these ids, by id."""
     found: dict[int, Row[Any]] = {}
-    for start in range(0, len(payout_ids), _CHUNK):
-        chunk = payout_ids[start : start + _CHUNK]
+    for chunk in chunked(payout_ids):
         for found_row in conn.execute(select(_payouts).where(_payouts.c.id.in_(chunk))):
             found[found_row.id] = found_row
     return found
@@ -167,8 +164,7 @@ def by_ids(conn: Connection, payout_ids: Sequence[int]) -> dict[int, Row[Any]]:
 def by_transfer_ids(conn: Connection, transfer_ids: Sequence[str]) -> dict[str, Row[Any]]:
     """The payouts recorded with these transfer ids, by transfer id."""
     found: dict[str, Row[Any]] = {}
-    for start in range(0, len(transfer_ids), _CHUNK):
-        chunk = transfer_ids[start : start + _CHUNK]
+    for chunk in chunked(transfer_ids):
         query = select(_payouts).where(_payouts.c.transfer_id.in_(chunk))
         for found_row in conn.execute(query):
             found[found_row.transfer_id] = found_row

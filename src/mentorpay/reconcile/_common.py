@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
 
 from mentorpay.errors import MentorpayError
+from mentorpay.gateway import PaymentGateway
 from mentorpay.money import Money
 from mentorpay.reconcile.report import Discrepancy
 
-__all__ = ["CHUNK", "Found", "chunks", "money"]
-
-#: Ids per ``IN (...)`` query.
-CHUNK: Final = 500
+__all__ = ["Found", "Scope", "money"]
 
 #: What a check found that ``apply`` can record: the discrepancy and the Stripe object whose
 #: event records it.
 Found = list[tuple[Discrepancy, Mapping[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one run compares: Stripe (``gateway``) with the database, over ``[since, until)``."""
+
+    gateway: PaymentGateway
+    engine: Engine
+    since: datetime
+    until: datetime
 
 
 def money(amount: int | None, currency: str) -> Money | None:
@@ -27,9 +39,3 @@ def money(amount: int | None, currency: str) -> Money | None:
         return Money(amount, currency)
     except MentorpayError:  # a currency mentorpay does not know: report the number alone
         return None
-
-
-def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    """``values`` in slices of :data:`CHUNK`."""
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Row, and_, select
 from sqlalchemy.engine import Connection
 
+from mentorpay.db import chunked
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import transactions_table as _transactions
-from mentorpay.reconcile._common import chunks
 
 __all__ = [
     "_locally_opened_disputes",
@@ -29,7 +29,7 @@ __all__ = [
 def payments_by_intent(conn: Connection, intents: Sequence[str]) -> dict[str, Any]:
     """The payment rows of these payment intents, by payment intent id."""
     found: dict[str, Any] = {}
-    for chunk in chunks(intents):
+    for chunk in chunked(intents):
         for row in conn.execute(select(_payments).where(_payments.c.payment_intent_id.in_(chunk))):
             found[row.payment_intent_id] = row
     return found
@@ -70,7 +70,7 @@ def payments_refunded(conn: Connection, since: datetime, until: datetime) -> lis
 def posted_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
     """Which of these journal business keys were posted."""
     posted: set[str] = set()
-    for chunk in chunks(keys):
+    for chunk in chunked(keys):
         posted.update(
             conn.execute(
                 select(_transactions.c.business_key).where(_transactions.c.business_key.in_(chunk))

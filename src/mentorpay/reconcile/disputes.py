@@ -5,19 +5,15 @@ Stripe one by one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-
-from sqlalchemy import Engine
 
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
 from mentorpay.gateway import (
     GatewayDispute,
     GatewayPaymentIntent,
-    PaymentGateway,
     is_missing_resource,
 )
-from mentorpay.reconcile._common import Found, money
+from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile._ledger_reads import (
     _locally_opened_disputes,
     payments_by_intent,
@@ -29,10 +25,7 @@ __all__ = ["check_disputes"]
 
 
 def check_disputes(
-    gateway: PaymentGateway,
-    engine: Engine,
-    since: datetime,
-    until: datetime,
+    scope: Scope,
     *,
     ours: Mapping[str, GatewayPaymentIntent | None],
     report: KindReport,
@@ -41,10 +34,10 @@ def check_disputes(
     """Compare disputes of the period; ``ours``: payment intents known to be mentorpay's."""
     disputes = [
         d
-        for d in gateway.list_disputes(created_gte=since, created_lt=until)
+        for d in scope.gateway.list_disputes(created_gte=scope.since, created_lt=scope.until)
         if d.payment_intent_id is not None
     ]
-    with read_connection(engine) as conn:
+    with read_connection(scope.engine) as conn:
         local_payments = payments_by_intent(
             conn, sorted({d.payment_intent_id for d in disputes if d.payment_intent_id})
         )
@@ -55,7 +48,7 @@ def check_disputes(
         ]
         keys = [f"dispute:{d.id}:{phase}" for d in disputes for phase in ("opened", "won", "lost")]
         posted = posted_keys(conn, keys)
-        local_opened = _locally_opened_disputes(conn, since, until)
+        local_opened = _locally_opened_disputes(conn, scope.since, scope.until)
     report.checked = len(disputes)
     for dispute in disputes:
         _compare_dispute(dispute, posted, report, events)
@@ -64,7 +57,7 @@ def check_disputes(
         if dispute_id in seen:
             continue
         try:
-            gateway.retrieve_dispute(dispute_id)
+            scope.gateway.retrieve_dispute(dispute_id)
         except GatewayError as exc:
             if not is_missing_resource(exc):
                 raise

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Final
-
-from sqlalchemy import Engine
 
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
-from mentorpay.gateway import GatewayPaymentIntent, PaymentGateway, is_missing_resource
+from mentorpay.gateway import GatewayPaymentIntent, is_missing_resource
 from mentorpay.money import Money
-from mentorpay.reconcile._common import Found, money
+from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile._ledger_reads import payments_by_intent, payments_created
 from mentorpay.reconcile.report import Discrepancy, KindReport
 
@@ -23,10 +20,7 @@ METADATA_KEYS: Final = ("booking_id", "mentor_id", "mentee_id")
 
 
 def check_payments(
-    gateway: PaymentGateway,
-    engine: Engine,
-    since: datetime,
-    until: datetime,
+    scope: Scope,
     *,
     report: KindReport,
     events: Found,
@@ -34,13 +28,13 @@ def check_payments(
     """Compare payments. Returns every payment intent known to be mentorpay's (Stripe's
     listing plus local rows), for the refund and dispute comparisons."""
     stripe_side: dict[str, GatewayPaymentIntent] = {}
-    for pi in gateway.list_payment_intents(created_gte=since, created_lt=until):
+    for pi in scope.gateway.list_payment_intents(created_gte=scope.since, created_lt=scope.until):
         if pi.status == "succeeded" and all(pi.metadata.get(k) for k in METADATA_KEYS):
             stripe_side[pi.id] = pi
     report.checked = len(stripe_side)
-    with read_connection(engine) as conn:
+    with read_connection(scope.engine) as conn:
         local = payments_by_intent(conn, list(stripe_side))
-        recent = payments_created(conn, since, until)
+        recent = payments_created(conn, scope.since, scope.until)
     for pi in stripe_side.values():
         row = local.get(pi.id)
         stripe_amount = money(pi.amount_received or pi.amount, pi.currency)
@@ -79,7 +73,7 @@ def check_payments(
             continue
         ledger_amount = Money(row.amount, row.currency)
         try:
-            found = gateway.retrieve_payment_intent(pi_id)
+            found = scope.gateway.retrieve_payment_intent(pi_id)
         except GatewayError as exc:
             if not is_missing_resource(exc):
                 raise

@@ -4,10 +4,7 @@ or whose refunds the ledger applied in it, against the payment's ``amount_refund
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Engine
 
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
@@ -17,7 +14,7 @@ from mentorpay.gateway import (
     PaymentGateway,
     is_missing_resource,
 )
-from mentorpay.reconcile._common import Found, money
+from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile._ledger_reads import payments_by_intent, payments_refunded
 from mentorpay.reconcile.report import Discrepancy, KindReport
 
@@ -25,10 +22,7 @@ __all__ = ["check_refunds"]
 
 
 def check_refunds(
-    gateway: PaymentGateway,
-    engine: Engine,
-    since: datetime,
-    until: datetime,
+    scope: Scope,
     *,
     ours: Mapping[str, GatewayPaymentIntent | None],
     report: KindReport,
@@ -38,12 +32,12 @@ def check_refunds(
     # Charges to check: those refunded at Stripe in the period, and those whose refunds the
     # ledger applied in the period; each is compared by its cumulative amount_refunded.
     charge_of: dict[str, str | None] = {}
-    for refund in gateway.list_refunds(created_gte=since, created_lt=until):
+    for refund in scope.gateway.list_refunds(created_gte=scope.since, created_lt=scope.until):
         if refund.payment_intent_id is not None:
             charge_of[refund.payment_intent_id] = refund.charge_id
-    with read_connection(engine) as conn:
+    with read_connection(scope.engine) as conn:
         rows = payments_by_intent(conn, sorted(charge_of))
-        for local in payments_refunded(conn, since, until):
+        for local in payments_refunded(conn, scope.since, scope.until):
             rows.setdefault(local.payment_intent_id, local)
             charge_of.setdefault(local.payment_intent_id, local.charge_id)
     for pi_id, known_charge in sorted(charge_of.items()):
@@ -51,11 +45,11 @@ def check_refunds(
             continue  # a refund of a payment not made through mentorpay
         row = rows.get(pi_id)
         ledger_refunded = row.amount_refunded if row is not None else 0
-        charge_id = known_charge or _latest_charge(gateway, pi_id, ours.get(pi_id))
+        charge_id = known_charge or _latest_charge(scope.gateway, pi_id, ours.get(pi_id))
         charge: GatewayCharge | None = None
         if charge_id is not None:
             try:
-                charge = gateway.retrieve_charge(charge_id)
+                charge = scope.gateway.retrieve_charge(charge_id)
             except GatewayError as exc:
                 if not is_missing_resource(exc):
                     raise

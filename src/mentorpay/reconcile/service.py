@@ -15,7 +15,7 @@ from mentorpay.config import MentorpayConfig
 from mentorpay.errors import InvalidRequestError, MentorpayError, PaymentNotFoundError
 from mentorpay.gateway import PaymentGateway
 from mentorpay.ledger import LedgerService
-from mentorpay.reconcile._common import Found
+from mentorpay.reconcile._common import Found, Scope
 from mentorpay.reconcile.disputes import check_disputes
 from mentorpay.reconcile.payments import check_payments
 from mentorpay.reconcile.refunds import check_refunds
@@ -88,14 +88,14 @@ class Reconciler:
         events: Found = []
         stages = len(RECONCILE_KINDS)
         report_progress(0, stages, "reconciling")
-        sources = (self._gateway, self._engine, since, end)
-        ours = check_payments(*sources, report=kinds["payments"], events=events)
+        scope = Scope(self._gateway, self._engine, since, end)
+        ours = check_payments(scope, report=kinds["payments"], events=events)
         report_progress(1, stages, "reconciling")
-        check_refunds(*sources, ours=ours, report=kinds["refunds"], events=events)
+        check_refunds(scope, ours=ours, report=kinds["refunds"], events=events)
         report_progress(2, stages, "reconciling")
-        check_disputes(*sources, ours=ours, report=kinds["disputes"], events=events)
+        check_disputes(scope, ours=ours, report=kinds["disputes"], events=events)
         report_progress(3, stages, "reconciling")
-        check_transfers(*sources, report=kinds["transfers"], events=events)
+        check_transfers(scope, report=kinds["transfers"], events=events)
         report_progress(stages, stages, "reconciling")
         applied: list[AppliedEvent] = []
         if apply:

@@ -3,28 +3,22 @@ status; transfer payouts in flight locally are looked up at Stripe one by one.""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Engine
 
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
-from mentorpay.gateway import GatewayTransfer, PaymentGateway, is_missing_resource
+from mentorpay.gateway import GatewayTransfer, is_missing_resource
 from mentorpay.money import Money
 from mentorpay.payouts import storage as payout_storage
 from mentorpay.payouts.rules import METADATA_PAYOUT_ID
-from mentorpay.reconcile._common import Found, money
+from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile.report import Discrepancy, KindReport
 
 __all__ = ["check_transfers"]
 
 
 def check_transfers(
-    gateway: PaymentGateway,
-    engine: Engine,
-    since: datetime,
-    until: datetime,
+    scope: Scope,
     *,
     report: KindReport,
     events: Found,
@@ -32,15 +26,15 @@ def check_transfers(
     """Compare payout transfers of the period."""
     transfers = [
         t
-        for t in gateway.list_transfers(created_gte=since, created_lt=until)
+        for t in scope.gateway.list_transfers(created_gte=scope.since, created_lt=scope.until)
         if t.metadata.get(METADATA_PAYOUT_ID, "").isdigit()
     ]
     report.checked = len(transfers)
-    with read_connection(engine) as conn:
+    with read_connection(scope.engine) as conn:
         ids = sorted({int(t.metadata[METADATA_PAYOUT_ID]) for t in transfers})
         by_id = payout_storage.by_ids(conn, ids)
         by_transfer = payout_storage.by_transfer_ids(conn, [t.id for t in transfers])
-        recent = payout_storage.transfers_in_flight(conn, since, until)
+        recent = payout_storage.transfers_in_flight(conn, scope.since, scope.until)
     for transfer in transfers:
         payout = by_transfer.get(transfer.id) or by_id.get(
             int(transfer.metadata[METADATA_PAYOUT_ID])
@@ -66,7 +60,7 @@ def check_transfers(
             )
             continue
         try:
-            found = gateway.retrieve_transfer(row.transfer_id)
+            found = scope.gateway.retrieve_transfer(row.transfer_id)
         except GatewayError as exc:
             if not is_missing_resource(exc):
                 raise
