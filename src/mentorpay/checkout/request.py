@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Row
@@ -34,19 +34,23 @@ __all__ = [
     "OPEN",
     "CheckoutRequest",
     "CheckoutSessionInfo",
+    "SessionStatus",
     "build_request",
     "default_line_item_name",
     "payment_pending",
 ]
 
-# The statuses of a checkout session row.
-CREATING = "creating"
-OPEN = "open"
-EXPIRED = "expired"
-ABANDONED = "abandoned"
-COMPLETE = "complete"
+#: The statuses of a checkout session row (``payment_failed`` is written by the webhook handlers).
+SessionStatus = Literal[
+    "creating", "open", "expired", "abandoned", "complete", "awaiting_payment", "payment_failed"
+]
+CREATING: Final[SessionStatus] = "creating"
+OPEN: Final[SessionStatus] = "open"
+EXPIRED: Final[SessionStatus] = "expired"
+ABANDONED: Final[SessionStatus] = "abandoned"
+COMPLETE: Final[SessionStatus] = "complete"
 # Set by the webhook handlers while a delayed payment (bank debit) is pending.
-AWAITING_PAYMENT = "awaiting_payment"
+AWAITING_PAYMENT: Final[SessionStatus] = "awaiting_payment"
 
 
 def payment_pending(row: Row[Any]) -> PaymentPendingError:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from mentorpay.money import Money
+from mentorpay.payouts.rules import PayoutMethod, PayoutStatus
 
 __all__ = ["PayoutView"]
 
@@ -20,8 +21,8 @@ class PayoutView:
     id: int
     mentor_id: str
     amount: Money
-    status: str
-    method: str
+    status: PayoutStatus
+    method: PayoutMethod
     destination: str | None
     transfer_id: str | None
     reference: str | None
