@@ -72,7 +72,7 @@ POOLERS: tuple[Pooler, ...] = ("transaction", "session", "none")
 
 DEFAULT_RETRIES = 8
 #: Characters an id column holds (booking, user and Stripe ids; Stripe's are at most 255).
-ID_MAX: Final[int] = Id.length or 255
+ID_MAX: Final[int] = cast(int, Id.length)
 #: Values per ``IN (...)`` list: well under every driver's limit on bound parameters.
 IN_CHUNK: Final = 500
 #: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
