@@ -73,3 +73,17 @@ def test_every_handler_name_resolves_to_a_function() -> None:
     assert len(specs) == 17
     for spec in specs:
         assert callable(_handler(spec)), spec
+
+
+def test_command_modules_load_no_test_kit() -> None:
+    """Every command module but the demo's command body leaves mentorpay.testing unloaded."""
+    code = (
+        "import importlib, sys\n"
+        "for name in ('db', 'ledger', 'events', 'payouts', 'payments', 'reports', '_context'):\n"
+        "    importlib.import_module('mentorpay.cli.' + name)\n"
+        "print('mentorpay.testing' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
