@@ -48,13 +48,13 @@ def test_a_group_help_loads_no_heavy_library() -> None:
 
 def test_literal_choices_match_the_library() -> None:
     """The parser's spelled-out statuses and refund reasons are the library's own."""
-    from mentorpay.gateway import REFUND_REASONS, RefundReason
+    from mentorpay.gateway import REFUND_REASONS
     from mentorpay.payouts import PAYOUT_STATUSES, PayoutStatus
-    from mentorpay.webhooks import INBOX_STATUSES, InboxStatus
+    from mentorpay.webhooks import INBOX_STATUSES
 
     assert _parser.PAYOUT_STATUSES == PAYOUT_STATUSES == get_args(PayoutStatus)
-    assert _parser.INBOX_STATUSES == INBOX_STATUSES == get_args(InboxStatus)
-    assert set(_parser.REFUND_REASONS) == REFUND_REASONS == set(get_args(RefundReason))
+    assert tuple(_parser.INBOX_STATUSES) == tuple(INBOX_STATUSES)
+    assert set(_parser.REFUND_REASONS) == set(REFUND_REASONS)
 
 
 def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
