@@ -24,7 +24,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
-from mentorpay.commission import CommissionPolicy, CommissionResolver
+from mentorpay.commission import CommissionPolicy, CommissionResolver, resolve_policy
 from mentorpay.db import Pooler, pooler_from_env
 from mentorpay.errors import ConfigurationError
 from mentorpay.money import normalize_currency
@@ -198,12 +198,11 @@ class MentorpayConfig(BaseModel):
         return None if value is None else hide_password(value)
 
     def policy_for(self, mentor_id: str) -> CommissionPolicy:
-        """The commission policy for one mentor: the resolver's override, else the default."""
-        if self.commission_resolver is not None:
-            override = self.commission_resolver(mentor_id)
-            if override is not None:
-                return override
-        return self.commission
+        """The commission policy for one mentor: the resolver's override, else the default.
+
+        A resolver returning anything but a :class:`CommissionPolicy` or ``None`` is a
+        ``TypeError`` here, before any amount is split with it."""
+        return resolve_policy(self.commission, self.commission_resolver, mentor_id)
 
     @classmethod
     def from_env(

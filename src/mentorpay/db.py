@@ -18,10 +18,10 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Final, Literal, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,14 +30,23 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
-from mentorpay.errors import ConfigurationError, DatabaseBusyError, DatabaseUnavailableError
-from mentorpay.models import UTCDateTime
+from mentorpay.errors import (
+    ConfigurationError,
+    DatabaseBusyError,
+    DatabaseUnavailableError,
+    InvalidRequestError,
+)
+from mentorpay.models import Id, UTCDateTime
 
 __all__ = [
     "DEFAULT_RETRIES",
+    "ID_MAX",
+    "IN_CHUNK",
     "POOLERS",
     "READ_ONLY",
     "Pooler",
+    "check_id",
+    "chunked",
     "coerce_engine",
     "driver_execute",
     "insert_constructor",
@@ -62,12 +71,32 @@ Pooler = Literal["transaction", "session", "none"]
 POOLERS: tuple[Pooler, ...] = ("transaction", "session", "none")
 
 DEFAULT_RETRIES = 8
+#: Characters an id column holds (booking, user and Stripe ids; Stripe's are at most 255).
+ID_MAX: Final[int] = cast(int, Id.length)
+#: Values per ``IN (...)`` list: well under every driver's limit on bound parameters.
+IN_CHUNK: Final = 500
 #: Execution option marking a connection that only reads (SQLite then skips BEGIN IMMEDIATE).
 READ_ONLY = "mentorpay_read_only"
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 #: Server going away or refusing: admin/crash shutdown, starting up, too many connections.
 #: (Class 08, connection exceptions, is matched by its prefix.)
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def check_id(value: object, *, field: str, label: str | None = None) -> None:
+    """Refuse an id that does not fit its column: a clear error beats the driver's on INSERT.
+    ``label`` names it in the message (default: ``field``)."""
+    if not isinstance(value, str) or not value or len(value) > ID_MAX:
+        raise InvalidRequestError(
+            f"{label or field} must be a non-empty string of at most {ID_MAX} characters",
+            field=field,
+        )
+
+
+def chunked(values: Sequence[T]) -> Iterable[Sequence[T]]:
+    """``values`` in slices of :data:`IN_CHUNK`, for ``IN (...)`` queries."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 def make_engine(url: str, *, pooler: Pooler | None = None, **kwargs: Any) -> Engine:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mentorpay._tables import BALANCE_HEADERS, balance_rows, table
+from mentorpay._text_tables import BALANCE_HEADERS, balance_rows, table
 from mentorpay.app import MentorPay
 from mentorpay.bookings import BookingInfo
 from mentorpay.config import MentorpayConfig

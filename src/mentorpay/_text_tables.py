@@ -1,10 +1,12 @@
-"""Plain-text tables for the command line and the demo."""
+"""Plain-text tables for the terminal (the command line and the demo); nothing to do with SQL."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from mentorpay.ledger import BalanceView
+if TYPE_CHECKING:
+    from mentorpay.ledger import BalanceView
 
 __all__ = ["BALANCE_HEADERS", "balance_rows", "table"]
 

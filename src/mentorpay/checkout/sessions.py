@@ -1,0 +1,147 @@
+"""Every statement on the checkout sessions table (``mentorpay_checkout_sessions``), and the one
+read of the payments table checkout needs (is the booking paid?).
+
+Each runs on the caller's connection, inside the caller's transaction, and never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, select, update
+from sqlalchemy.engine import Connection
+
+from mentorpay.checkout.request import ABANDONED, CREATING, OPEN, CheckoutRequest
+from mentorpay.db import insert_for
+from mentorpay.errors import ConflictError
+from mentorpay.gateway import GatewayCheckoutSession
+from mentorpay.ledger import UNPAID_PAYMENT_STATUSES
+from mentorpay.models import checkout_sessions_table as _sessions
+from mentorpay.models import payments_table as _payments
+
+__all__ = [
+    "booking_sessions",
+    "claim",
+    "delete_claim",
+    "finalize",
+    "mark",
+    "paid_payment",
+    "set_claim_status",
+]
+
+
+def paid_payment(conn: Connection, booking_id: str) -> Row[Any, Any] | None:
+    """A payment that leaves ``booking_id`` paid, if any (the payments table is the ledger's)."""
+    return conn.execute(
+        select(_payments.c.payment_intent_id, _payments.c.status)
+        .where(
+            and_(
+                _payments.c.booking_id == booking_id,
+                # UNPAID_PAYMENT_STATUSES includes "failed", which no code writes to a payment
+                # row (issue 10): kept as is, no behaviour change here.
+                _payments.c.status.not_in(UNPAID_PAYMENT_STATUSES),
+            )
+        )
+        .limit(1)
+    ).first()
+
+
+def booking_sessions(conn: Connection, booking_id: str) -> list[Row[Any]]:
+    """Every session row of the booking, oldest first."""
+    return list(
+        conn.execute(
+            select(_sessions)
+            .where(_sessions.c.booking_id == booking_id)
+            .order_by(_sessions.c.created_at, _sessions.c.id)
+        ).all()
+    )
+
+
+def claim(
+    conn: Connection,
+    request: CheckoutRequest,
+    *,
+    key: str,
+    expires_at: datetime,
+    now: datetime,
+) -> Row[Any]:
+    """A ``creating`` row under idempotency ``key``, or the concurrent caller's row holding it."""
+    conn.execute(
+        insert_for(conn, _sessions)
+        .values(
+            id="claim:" + hashlib.sha256(key.encode()).hexdigest(),
+            booking_id=request.booking.id,
+            mentee_id=request.booking.mentee_id,
+            mentor_id=request.booking.mentor_id,
+            currency=request.price.currency,
+            amount=request.price.amount,
+            platform_fee=request.platform_fee.amount,
+            status=CREATING,
+            url=None,
+            idempotency_key=key,
+            expires_at=expires_at,
+            created_at=now,
+            updated_at=now,
+        )
+        # A concurrent caller that claimed the same attempt wins; this one adopts its row.
+        .on_conflict_do_nothing()
+    )
+    row = conn.execute(select(_sessions).where(_sessions.c.idempotency_key == key)).first()
+    if row is None:  # pragma: no cover - the conflicting claim vanished in between
+        raise ConflictError("a concurrent checkout attempt was withdrawn; try again")
+    return row
+
+
+def delete_claim(conn: Connection, key: str) -> None:
+    """Drop the ``creating`` claim under ``key`` (Stripe refused: nothing may stay written)."""
+    conn.execute(
+        delete(_sessions).where(
+            and_(_sessions.c.idempotency_key == key, _sessions.c.status == CREATING)
+        )
+    )
+
+
+def set_claim_status(conn: Connection, key: str, status: str, now: datetime) -> None:
+    """Move the ``creating`` claim under ``key`` to ``status``."""
+    conn.execute(
+        update(_sessions)
+        .where(and_(_sessions.c.idempotency_key == key, _sessions.c.status == CREATING))
+        .values(status=status, updated_at=now)
+    )
+
+
+def finalize(
+    conn: Connection, claim_row: Row[Any], session: GatewayCheckoutSession, now: datetime
+) -> Row[Any]:
+    """Turn the claim into the open session Stripe returned (idempotent across callers)."""
+    result = conn.execute(
+        update(_sessions)
+        .where(
+            and_(
+                _sessions.c.idempotency_key == claim_row.idempotency_key,
+                # Abandoned by a conflicting adopter while this call got the session.
+                _sessions.c.status.in_((CREATING, ABANDONED)),
+            )
+        )
+        .values(id=session.id, status=OPEN, url=session.url, updated_at=now)
+    )
+    if result.rowcount == 0:
+        # Another caller finalized it first, or a refusal elsewhere deleted the claim
+        # while this call succeeded: record the session Stripe says exists.
+        values = {c.name: claim_row._mapping[c.name] for c in _sessions.c}
+        values.update(id=session.id, status=OPEN, url=session.url, updated_at=now)
+        conn.execute(insert_for(conn, _sessions).values(**values).on_conflict_do_nothing())
+    row = conn.execute(select(_sessions).where(_sessions.c.id == session.id)).first()
+    assert row is not None
+    return row
+
+
+def mark(conn: Connection, session_id: str, status: str, now: datetime) -> None:
+    """Move the open session ``session_id`` to ``status``."""
+    conn.execute(
+        update(_sessions)
+        .where(and_(_sessions.c.id == session_id, _sessions.c.status == OPEN))
+        .values(status=status, updated_at=now)
+    )
