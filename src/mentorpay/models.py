@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,6 +98,11 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
+# Partial-index predicates, as text so the migration and create_all render the same SQL.
+_UNRELEASED = text("released_at IS NULL AND release_due_at IS NOT NULL")
+_NEEDS_REVIEW = text("status = 'needs_review'")
+
+
 class Payment(Base):
     """One succeeded (or failed) payment for a booking, with its split frozen at capture time."""
 
@@ -145,7 +151,24 @@ class Payment(Base):
     __table_args__ = (
         Index("ix_mentorpay_payments_mentor_id_id", "mentor_id", "id"),
         Index("ix_mentorpay_payments_mentee_id_id", "mentee_id", "id"),
-        Index("ix_mentorpay_payments_release_due", "released_at", "release_due_at"),
+        # What release_due walks: only unreleased payments with a due date, in id order, so a
+        # batch reads what is due and never the (ever growing) released ones.
+        Index(
+            "ix_mentorpay_payments_due",
+            "id",
+            "release_due_at",
+            postgresql_where=_UNRELEASED,
+            sqlite_where=_UNRELEASED,
+        ),
+        # The review queue: a handful of payments among millions.
+        Index(
+            "ix_mentorpay_payments_needs_review",
+            "id",
+            postgresql_where=_NEEDS_REVIEW,
+            sqlite_where=_NEEDS_REVIEW,
+        ),
+        # Period queries: stats and reconciliation (payments made in a period).
+        Index("ix_mentorpay_payments_created_at", "created_at"),
         # Reconciliation looks for payments changed (refunded, disputed) in a period.
         Index("ix_mentorpay_payments_updated_at", "updated_at"),
     )
@@ -216,7 +239,11 @@ class WebhookEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_mentorpay_webhook_events_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_mentorpay_webhook_events_status_id", "status", "id"),
+        # ``events list --type``: one type among millions of events, newest first.
+        Index("ix_mentorpay_webhook_events_type_id", "type", "id"),
+    )
 
 
 class OutboxEffect(Base):
@@ -267,6 +294,11 @@ class LedgerTransaction(Base):
     payment_intent_id: Mapped[str | None] = mapped_column(Id, index=True)
     payout_request_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Reconciliation: one kind of posting (disputes opened) made in a period.
+    __table_args__ = (
+        Index("ix_mentorpay_ledger_transactions_kind_created_at", "kind", "created_at"),
+    )
 
 
 class LedgerEntry(Base):
@@ -341,6 +373,9 @@ class CheckoutSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Stats: the Checkout conversion of sessions created in a period.
+    __table_args__ = (Index("ix_mentorpay_checkout_sessions_created_at", "created_at"),)
 
 
 class RefundRequest(Base):
