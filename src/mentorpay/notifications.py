@@ -31,11 +31,10 @@ from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
 from mentorpay.db import insert_for, read_connection, run_in_transaction
-from mentorpay.events import Effect
+from mentorpay.effects import Effect, EffectKind
 from mentorpay.ledger import LedgerService
 from mentorpay.models import sent_messages_table as _sent
 from mentorpay.money import Money
-from mentorpay.webhooks import WebhookProcessor
 
 __all__ = [
     "ContactLookup",
@@ -47,6 +46,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mentorpay.notifications")
+
+
+class EffectSource(Protocol):
+    """Where after-commit callbacks are registered: the effect bus (``mp.effects``), or a
+    :class:`~mentorpay.webhooks.WebhookProcessor`, whose ``on`` delegates to it."""
+
+    def on(self, effect_kind: EffectKind, callback: Callable[[Effect], None]) -> None: ...
+
 
 #: A user id -> email address (None: nobody to tell).
 ContactLookup = Callable[[str], str | None]
@@ -174,7 +181,7 @@ class _SentLog:
 
 
 def install_receipts(
-    webhooks: WebhookProcessor,
+    webhooks: EffectSource,
     ledger: LedgerService,
     mailer: Mailer,
     contacts: ContactLookup,
