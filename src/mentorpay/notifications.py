@@ -24,9 +24,10 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
@@ -43,6 +44,7 @@ __all__ = [
     "install_receipts",
     "message_id_for",
     "render",
+    "sent_before",
 ]
 
 logger = logging.getLogger("mentorpay.notifications")
@@ -216,3 +218,11 @@ def install_receipts(
         "payout_settled",
     ):
         webhooks.on(kind, send)
+
+
+def sent_before(conn: Connection, before: datetime, *, delete: bool = False) -> int:
+    """Sent-message records older than ``before`` in ``conn``: counted, or deleted."""
+    old = _sent.c.sent_at < before
+    if delete:
+        return int(conn.execute(_sent.delete().where(old)).rowcount)
+    return int(conn.execute(select(func.count()).where(old)).scalar_one())

@@ -1,21 +1,24 @@
-"""The webhook inbox (``mentorpay_webhook_events``): every statement the processor runs on it.
+"""The webhook inbox (``mentorpay_webhook_events``): every statement on it lives here.
 
 One row per verified event id: the claim that makes a delivery win exactly once, the duplicate
-peek, the outcome, a failure's record, the rows deferred on a payment and the listings. The
+peek, the outcome, a failure's record, the rows deferred on a payment, the listings, and the
+retention and health queries :mod:`mentorpay.inbox` runs (prune payloads, stale deferrals). The
 hot-path statements are built once per engine, so each event only binds parameters; the claim
 and the peek go straight to the driver (through Core they cost several times the round trip).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from mentorpay.db import (
     DEFAULT_RETRIES,
@@ -31,7 +34,20 @@ from mentorpay.errors import MentorpayError
 from mentorpay.events import Effect, EventEnvelope
 from mentorpay.models import webhook_events_table as _inbox
 
-__all__ = ["FINAL", "INBOX_STATUSES", "InboxEvent", "InboxStatus", "InboxStore", "describe"]
+__all__ = [
+    "FINAL",
+    "INBOX_STATUSES",
+    "PRUNED_MARK",
+    "InboxEvent",
+    "InboxStatus",
+    "InboxStore",
+    "count_prunable",
+    "describe",
+    "prune_batch",
+    "pruned_payload",
+    "stale_count_query",
+    "stale_events",
+]
 
 logger = logging.getLogger("mentorpay.webhooks")
 
@@ -335,3 +351,74 @@ class InboxStore:
         with read_connection(self._engine) as conn:
             rows = conn.execute(query).all()
         return [InboxEvent(**row._mapping) for row in rows]
+
+
+# -- retention and health (mentorpay.inbox.Inbox, mentorpay.analytics) --------------------------
+
+#: How every pruned payload starts (so a pruned row is recognized without another column).
+PRUNED_MARK: Final = '{"mentorpay_pruned":true'
+
+
+def pruned_payload(event_id: str, event_type: str) -> str:
+    """The stub that replaces a pruned payload: still a parseable event, with no data."""
+    stub = {
+        "mentorpay_pruned": True,
+        "id": event_id,
+        "type": event_type,
+        "created": 0,
+        "data": {"object": {}},
+    }
+    return json.dumps(stub, separators=(",", ":"), ensure_ascii=False)
+
+
+def prunable(cutoff: datetime) -> ColumnElement[bool]:
+    """Final events processed before ``cutoff`` whose payload is not a stub yet."""
+    i = _inbox.c
+    return and_(
+        i.status.in_(tuple(FINAL)),
+        i.processed_at < cutoff,
+        ~i.payload.startswith(PRUNED_MARK, autoescape=True),
+    )
+
+
+def count_prunable(conn: Connection, cutoff: datetime) -> tuple[int, int]:
+    """How many events :func:`prune_batch` would stub, and the characters of their payloads."""
+    events, chars = conn.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(_inbox.c.payload)), 0)).where(
+            prunable(cutoff)
+        )
+    ).one()
+    return int(events), int(chars)
+
+
+def prune_batch(conn: Connection, cutoff: datetime, *, after: int, size: int) -> tuple[int, int]:
+    """Stub the payloads of the next ``size`` prunable rows past ``after``; (count, last id)."""
+    i = _inbox.c
+    rows = conn.execute(
+        select(i.id, i.event_id, i.type)
+        .where(prunable(cutoff), i.id > after)
+        .order_by(i.id)
+        .limit(size)
+    ).all()
+    for row_id, event_id, event_type in rows:
+        conn.execute(
+            update(_inbox)
+            .where(i.id == row_id)
+            .values(payload=pruned_payload(event_id, event_type))
+        )
+    return len(rows), (rows[-1][0] if rows else after)
+
+
+def _stale(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(_inbox.c.status == "deferred", _inbox.c.created_at < cutoff)
+
+
+def stale_events(conn: Connection, cutoff: datetime, limit: int) -> list[InboxEvent]:
+    """Deferred events stored before ``cutoff``, oldest first."""
+    query = select(*EVENT_COLUMNS).where(_stale(cutoff)).order_by(_inbox.c.id).limit(limit)
+    return [InboxEvent(**row._mapping) for row in conn.execute(query).all()]
+
+
+def stale_count_query(cutoff: datetime) -> Select[int]:
+    """The count of deferred events stored before ``cutoff`` (for a caller's own connection)."""
+    return select(func.count()).where(_stale(cutoff))
