@@ -29,6 +29,7 @@ from mentorpay.migrations import upgrade
 from mentorpay.models import metadata
 from mentorpay.money import Money
 from mentorpay.notifications import ContactLookup, Mailer, install_receipts
+from mentorpay.outbox import Outbox
 from mentorpay.payments import PaymentReviewService
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
@@ -66,7 +67,7 @@ class MentorPay:
         self.ledger = LedgerService(self.engine, clock=clock, retries=config.db_retries)
         self.analytics = AnalyticsService(self.engine, clock=clock)
         #: The effect bus: every writer stages its effects here, callbacks run after commit.
-        self.effects = EffectBus.for_engine(self.engine, clock=clock, retries=config.db_retries)
+        self.effects = EffectBus(Outbox(self.engine, clock=clock, retries=config.db_retries))
         #: Effects for the host, stored with each ledger change (``deliver_pending`` after a crash).
         self.outbox = self.effects.outbox
         self.webhooks = WebhookProcessor(

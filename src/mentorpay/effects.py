@@ -14,13 +14,9 @@ the handler types, which the outbox also needs) and re-exported here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from mentorpay._clock import utcnow
-from mentorpay.db import DEFAULT_RETRIES
 from mentorpay.events import EFFECT_KINDS, Effect, EffectKind
 from mentorpay.outbox import Outbox
 
@@ -42,17 +38,6 @@ class EffectBus:
         # Bound once: both run on every event of the webhook hot path.
         self.stage: Callable[[Connection, Sequence[Effect]], None] = outbox.stage
         self.emit: Callable[[Sequence[Effect]], None] = outbox.deliver
-
-    @classmethod
-    def for_engine(
-        cls,
-        engine: Engine,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        retries: int = DEFAULT_RETRIES,
-    ) -> EffectBus:
-        """A bus over a new outbox on ``engine``."""
-        return cls(Outbox(engine, clock=clock, retries=retries))
 
     def on(self, effect_kind: EffectKind, callback: Callback) -> None:
         """Call ``callback(effect)`` after commit, at least once per committed effect of that kind.

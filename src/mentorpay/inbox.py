@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,29 +84,19 @@ class PruneReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {
-            "cutoff": self.cutoff.isoformat(),
-            "applied": self.applied,
-            "events": self.events,
-            "payload_chars": self.payload_chars,
-            "outbox": self.outbox,
-            "sent_messages": self.sent_messages,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["cutoff"] = self.cutoff.isoformat()
+        return data
 
 
+@dataclass(frozen=True, slots=True)
 class Inbox:
     """Retention and health queries over the webhook inbox (``mp.inbox``)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        self._engine = engine
-        self._clock = clock
-        self._retries = retries
+    engine: Engine
+    _: KW_ONLY
+    clock: Callable[[], datetime] = utcnow
+    retries: int = DEFAULT_RETRIES
 
     def prune(
         self,
@@ -127,8 +117,8 @@ class Inbox:
             )
         if not 1 <= batch <= 10_000:
             raise InvalidRequestError("batch must be between 1 and 10000", batch=batch)
-        cutoff = self._clock() - older_than
-        with read_connection(self._engine) as conn:
+        cutoff = self.clock() - older_than
+        with read_connection(self.engine) as conn:
             events, chars = count_prunable(conn, cutoff)
             outbox = delivered_before(conn, cutoff)
             sent = sent_before(conn, cutoff)
@@ -139,9 +129,9 @@ class Inbox:
         after = 0
         while True:
             count, after = run_in_transaction(
-                self._engine,
+                self.engine,
                 functools.partial(prune_batch, cutoff=cutoff, after=after, size=batch),
-                retries=self._retries,
+                retries=self.retries,
             )
             if not count:
                 break
@@ -154,7 +144,7 @@ class Inbox:
                 conn, cutoff, delete=True
             )
 
-        outbox, sent = run_in_transaction(self._engine, cleanup, retries=self._retries)
+        outbox, sent = run_in_transaction(self.engine, cleanup, retries=self.retries)
         return PruneReport(cutoff, True, done, chars, outbox, sent)
 
     def stale(
@@ -163,10 +153,10 @@ class Inbox:
         """Deferred events stored more than ``older_than`` ago, oldest first."""
         if not 1 <= limit <= 10_000:
             raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
-        with read_connection(self._engine) as conn:
-            return stale_events(conn, self._clock() - older_than, limit)
+        with read_connection(self.engine) as conn:
+            return stale_events(conn, self.clock() - older_than, limit)
 
     def count_stale(self, older_than: timedelta = DEFAULT_STALE_AFTER) -> int:
         """How many deferred events are older than ``older_than``."""
-        with read_connection(self._engine) as conn:
-            return int(conn.execute(stale_count_query(self._clock() - older_than)).scalar_one())
+        with read_connection(self.engine) as conn:
+            return int(conn.execute(stale_count_query(self.clock() - older_than)).scalar_one())

@@ -49,6 +49,7 @@ __all__ = [
     "Outbox",
     "OutboxStats",
     "delivered_before",
+    "describe_error",
     "pending_count_query",
     "with_ids",
 ]
@@ -89,7 +90,8 @@ def with_ids(source: str, effects: Iterable[Effect]) -> list[Effect]:
     return out
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception as stored in a ``last_error`` column (the outbox's, the inbox's): bounded."""
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
 
@@ -299,7 +301,7 @@ class Outbox:
             except Exception as exc:
                 # The change is committed; a host's email or analytics hook cannot undo it.
                 logger.exception("after-commit callback %r for %s raised", callback, effect.kind)
-                error = error or _describe(exc)
+                error = error or describe_error(exc)
         return error
 
     def _claim(

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,26 +54,16 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@dataclass(eq=False, slots=True)
 class Deferrals:
     """Defer, drain and settle events that wait for something (a payment intent, a transfer)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        inbox: InboxStore,
-        handlers: HandlerRegistry,
-        bus: EffectBus,
-        *,
-        retries: int,
-        batch: int = 100,
-    ) -> None:
-        self._engine = engine
-        self._inbox = inbox
-        self._handlers = handlers
-        self._bus = bus
-        self._retries = retries
-        #: Deferred events applied per transaction (the payment's own, then follow-ups).
-        self.batch = batch
+    engine: Engine
+    inbox: InboxStore
+    #: Deferred events are applied by the handler registered for their type.
+    handlers: HandlerRegistry
+    bus: EffectBus
+    retries: int
 
     def serialize_on(self, conn: Connection, key: str) -> None:
         """On PostgreSQL, serialize "is the payment recorded?" decisions about one intent.
@@ -81,7 +72,7 @@ class Deferrals:
         nothing waits for it could each miss the other's uncommitted row. A transaction-scoped
         advisory lock taken by both before deciding makes one of them see the other's commit.
         """
-        if self._inbox.postgres:
+        if self.inbox.postgres:
             driver_execute(conn, _LOCK_SQL, (lock_key(key),))
 
     def defer(self, conn: Connection, pi: str, apply: Callable[[], HandlerResult]) -> HandlerResult:
@@ -90,7 +81,7 @@ class Deferrals:
             return apply()
         except PaymentNotFoundError:
             pass
-        if self._inbox.postgres:
+        if self.inbox.postgres:
             # Take the lock the payment's transaction also takes, then look again: a payment
             # committed meanwhile is visible now, and one still in flight will see our row.
             self.serialize_on(conn, pi)
@@ -98,17 +89,17 @@ class Deferrals:
                 return apply()
             except PaymentNotFoundError:
                 pass
-        if self._inbox.ignored_payment(conn, pi):
+        if self.inbox.ignored_payment(conn, pi):
             logger.info("payment %s is not mentorpay's; event ignored", pi)
             return HandlerResult("ignored")
         return HandlerResult("deferred", waiting_for=pi)
 
     def settle_orphans(self, conn: Connection, pi: str, now: datetime) -> None:
         """Deferred events for a payment that turned out not to be mentorpay's: ignore them."""
-        self._inbox.ignore_waiting(conn, pi, now)
+        self.inbox.ignore_waiting(conn, pi, now)
 
     def drain(
-        self, conn: Connection, waiting_for: str, now: datetime, *, after: int = 0
+        self, conn: Connection, waiting_for: str, now: datetime, *, after: int, batch: int
     ) -> list[Effect]:
         """Apply up to ``batch`` events deferred on ``waiting_for`` inside ``conn``.
 
@@ -116,10 +107,10 @@ class Deferrals:
         ``waiting_for`` and its last row in ``conn.info``, so the caller continues after commit
         in further transactions instead of holding one open for thousands of events.
         """
-        rows = self._inbox.deferred(conn, waiting_for, after, self.batch)
+        rows = self.inbox.deferred(conn, waiting_for, after, batch)
         if not rows:
             return []
-        if len(rows) >= self.batch:
+        if len(rows) >= batch:
             conn.info.setdefault(MORE_DEFERRED, {})[waiting_for] = max(r[0] for r in rows)
         parsed: list[tuple[int, int, EventEnvelope | None, str | None]] = []
         for row_id, payload in rows:
@@ -138,7 +129,7 @@ class Deferrals:
                 try:
                     # A savepoint per event: one bad deferred event must not block the payment.
                     with conn.begin_nested():
-                        handler = self._handlers.get(env.type)
+                        handler = self.handlers.get(env.type)
                         result = (
                             handler(conn, env) if handler is not None else HandlerResult("ignored")
                         )
@@ -159,7 +150,7 @@ class Deferrals:
                         "processed_at": None if status == "deferred" else now,
                     }
                     effects.extend(with_ids(env.id, result.effects))
-            self._inbox.settle(conn, row_id, values)
+            self.inbox.settle(conn, row_id, values)
         return effects
 
     def drain_from(
@@ -177,13 +168,13 @@ class Deferrals:
         cursor: int | None = after
         while cursor is not None:
             batch, cursor = run_in_transaction(
-                self._engine,
+                self.engine,
                 functools.partial(
                     self._drain_batch, waiting_for=waiting_for, after=cursor, drain=drain, now=now
                 ),
-                retries=self._retries,
+                retries=self.retries,
             )
-            self._bus.emit(batch)
+            self.bus.emit(batch)
             effects.extend(batch)
         return effects
 
@@ -200,6 +191,6 @@ class Deferrals:
         conn.info.pop(MORE_DEFERRED, None)
         self.serialize_on(conn, waiting_for)
         batch = drain(conn, waiting_for, now(), after=after)
-        self._bus.stage(conn, batch)
+        self.bus.stage(conn, batch)
         more: dict[str, int] = conn.info.pop(MORE_DEFERRED, None) or {}
         return batch, more.get(waiting_for)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -33,6 +33,7 @@ from mentorpay.db import (
 from mentorpay.errors import MentorpayError
 from mentorpay.events import Effect, EventEnvelope
 from mentorpay.models import webhook_events_table as _inbox
+from mentorpay.outbox import describe_error
 
 __all__ = [
     "FINAL",
@@ -62,13 +63,7 @@ INBOX_STATUSES: Final[tuple[InboxStatus, ...]] = (
 #: Statuses a new delivery (or a replay) may claim again; processed and ignored are final.
 _RECLAIMABLE: Final = ("failed", "deferred", "rejected")
 FINAL: Final = frozenset({"processed", "ignored"})
-_ERROR_MAX = 2000
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as stored in ``last_error`` (bounded)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
+describe = describe_error  # an exception as stored in ``last_error`` (bounded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +82,10 @@ class InboxEvent:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, timestamps in ISO 8601."""
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "type": self.type,
-            "status": self.status,
-            "waiting_for": self.waiting_for,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "created_at": self.created_at.isoformat(),
-            "processed_at": self.processed_at.isoformat() if self.processed_at else None,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["created_at"] = self.created_at.isoformat()
+        data["processed_at"] = self.processed_at.isoformat() if self.processed_at else None
+        return data
 
 
 #: The columns of an :class:`InboxEvent`, in its field order.
@@ -196,8 +184,10 @@ class InboxStore:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def peek(self, event_id: str) -> str | None:
+    def peek(self, event_id: str, sql: str) -> str | None:
         """The stored status of an event, read outside any transaction (cheap duplicates).
+
+        ``sql`` is :attr:`peek_sql` (the processor passes its own copy, which tests replace).
 
         Uses the pooled DBAPI connection directly: through SQLAlchemy, SQLite's ``begin``
         hook would take the write lock (BEGIN IMMEDIATE) for this read, and psycopg would open
@@ -212,7 +202,7 @@ class InboxStore:
             try:
                 cursor = raw.cursor()
                 try:
-                    cursor.execute(self.peek_sql, (event_id,))
+                    cursor.execute(sql, (event_id,))
                     row = cursor.fetchone()
                 finally:
                     cursor.close()

@@ -102,6 +102,18 @@ class _DisputeObject(_StripeObject):
     status: str
 
 
+# Not in the former webhooks.py: moved here from refund_events.py (stripe_objects should own it).
+class _RefundObject(_StripeObject):
+    """The fields of Stripe's Refund object that mentorpay reads (``id``, ``metadata`` too)."""
+
+    amount: Amount
+    currency: str
+    charge: StripeRef = None
+    payment_intent: StripeRef = None
+    status: str | None = None
+    failure_reason: str | None = None
+
+
 def _parse_object(model: type[M], env: EventEnvelope) -> M:
     try:
         return model.model_validate(env.data.object)

@@ -74,7 +74,7 @@ from mentorpay.errors import (
 )
 from mentorpay.events import Effect, EffectKind, EventEnvelope, Handler, HandlerResult
 from mentorpay.ledger import LedgerService
-from mentorpay.outbox import with_ids
+from mentorpay.outbox import Outbox, with_ids
 from mentorpay.webhooks._deferral import INBOX_STATUS, MORE_DEFERRED, Deferrals
 from mentorpay.webhooks._inbox import FINAL, INBOX_STATUSES, InboxEvent, InboxStore
 from mentorpay.webhooks._objects import _ID_MAX
@@ -203,6 +203,9 @@ class WebhookProcessor:
     process's effect bus (one is made if not given).
     """
 
+    #: Deferred events applied per transaction (the payment's own, then follow-ups).
+    drain_batch: int = 100
+
     def __init__(
         self,
         config: MentorpayConfig,
@@ -220,12 +223,13 @@ class WebhookProcessor:
         self._clock = clock
         self._retries = config.db_retries
         if effects is None:
-            effects = EffectBus.for_engine(engine, clock=clock, retries=self._retries)
+            effects = EffectBus(Outbox(engine, clock=clock, retries=self._retries))
         self._bus = effects
         #: Effects are stored here in the event's transaction and delivered after commit.
         self.outbox = self._bus.outbox
         # Refuses databases other than PostgreSQL(-compatible) ones and SQLite.
         self._inbox = InboxStore(engine, clock=clock, retries=self._retries)
+        self._peek_sql = self._inbox.peek_sql
         self._handlers = HandlerRegistry()
         self._deferrals = Deferrals(
             engine, self._inbox, self._handlers, self._bus, retries=self._retries
@@ -268,15 +272,6 @@ class WebhookProcessor:
         ``outbox.deliver_pending`` if a callback raises); others are delivered once, in-process.
         """
         self._bus.emit(effects)
-
-    @property
-    def drain_batch(self) -> int:
-        """Deferred events applied per transaction (the payment's own, then follow-ups)."""
-        return self._deferrals.batch
-
-    @drain_batch.setter
-    def drain_batch(self, value: int) -> None:
-        self._deferrals.batch = value
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -417,21 +412,13 @@ class WebhookProcessor:
 
     def _peek(self, event_id: str) -> str | None:
         """The stored status of an event, read outside any transaction (see InboxStore.peek)."""
-        return self._inbox.peek(event_id)
-
-    @property
-    def _peek_sql(self) -> str:
-        return self._inbox.peek_sql
-
-    @_peek_sql.setter
-    def _peek_sql(self, sql: str) -> None:
-        self._inbox.peek_sql = sql
+        return self._inbox.peek(event_id, self._peek_sql)
 
     def _drain(
         self, conn: Connection, waiting_for: str, now: datetime, *, after: int = 0
     ) -> list[Effect]:
         """Apply the events deferred on ``waiting_for`` inside ``conn`` (see Deferrals.drain)."""
-        return self._deferrals.drain(conn, waiting_for, now, after=after)
+        return self._deferrals.drain(conn, waiting_for, now, after=after, batch=self.drain_batch)
 
     def _apply(self, conn: Connection, env: EventEnvelope, text: str) -> _Outcome:
         conn.info.pop(MORE_DEFERRED, None)  # left by an earlier attempt on this connection

@@ -5,20 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.errors import WebhookPayloadError
 from mentorpay.events import EventEnvelope, HandlerResult
+from mentorpay.ledger import LedgerService
 from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money
 from mentorpay.webhooks._objects import _ID_MAX
 
-__all__ = ["Booking", "Defer", "booking", "fee", "intent_for"]
+__all__ = ["Booking", "Defer", "DeferringHandlers", "booking", "fee", "intent_for"]
 
 #: ``Deferrals.defer``: apply now if the payment is recorded, else defer the event on it.
 Defer = Callable[[Connection, str, Callable[[], HandlerResult]], HandlerResult]
+
+
+class DeferringHandlers:
+    """A family whose events post to a recorded payment, deferred until it is recorded.
+
+    ``defer`` is ``WebhookProcessor.defer_until_recorded``.
+    """
+
+    def __init__(
+        self, ledger: LedgerService, *, defer: Defer, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._ledger = ledger
+        self._defer = defer
+        self._clock = clock
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,22 +17,17 @@ import logging
 from sqlalchemy.engine import Connection
 
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
-from mentorpay.ledger import LedgerService
 from mentorpay.money import Money
 from mentorpay.webhooks._objects import _DisputeObject, _money, _parse_object
-from mentorpay.webhooks.handlers._common import Defer, intent_for
+from mentorpay.webhooks.handlers._common import DeferringHandlers, intent_for
 
 __all__ = ["DisputeHandlers"]
 
 logger = logging.getLogger("mentorpay.webhooks")
 
 
-class DisputeHandlers:
+class DisputeHandlers(DeferringHandlers):
     """``charge.dispute.created`` and ``charge.dispute.closed``."""
-
-    def __init__(self, ledger: LedgerService, *, defer: Defer) -> None:
-        self._ledger = ledger
-        self._defer = defer
 
     def webhook_handlers(self) -> dict[str, Handler]:
         """The handlers to register (see the module docstring)."""
@@ -44,11 +39,10 @@ class DisputeHandlers:
     def _on_dispute_created(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Hold the mentor's share of the disputed amount."""
         dispute = _parse_object(_DisputeObject, env)
-        pi = intent_for(conn, dispute.payment_intent, dispute.charge)
-        if pi is None:
-            logger.info("dispute %s has no payment intent; ignored", dispute.id)
+        located = _locate(conn, env, dispute)
+        if located is None:
             return HandlerResult("ignored")
-        amount = _money(dispute.amount, dispute.currency, env)
+        pi, amount = located
 
         def apply() -> HandlerResult:
             return HandlerResult("success", self._open(conn, env, pi, dispute, amount))
@@ -67,11 +61,10 @@ class DisputeHandlers:
                 "dispute %s closed with unexpected status %r; ignored", dispute.id, dispute.status
             )
             return HandlerResult("ignored")
-        pi = intent_for(conn, dispute.payment_intent, dispute.charge)
-        if pi is None:
-            logger.info("dispute %s has no payment intent; ignored", dispute.id)
+        located = _locate(conn, env, dispute)
+        if located is None:
             return HandlerResult("ignored")
-        amount = _money(dispute.amount, dispute.currency, env)
+        pi, amount = located
 
         def apply() -> HandlerResult:
             # Opening first makes a "closed" that overtook its "created" net out correctly.
@@ -121,3 +114,14 @@ class DisputeHandlers:
                 },
             )
         ]
+
+
+def _locate(
+    conn: Connection, env: EventEnvelope, dispute: _DisputeObject
+) -> tuple[str, Money] | None:
+    """The disputed payment intent and amount, or None (logged) if it names no payment."""
+    pi = intent_for(conn, dispute.payment_intent, dispute.charge)
+    if pi is None:
+        logger.info("dispute %s has no payment intent; ignored", dispute.id)
+        return None
+    return pi, _money(dispute.amount, dispute.currency, env)

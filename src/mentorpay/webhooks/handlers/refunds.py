@@ -32,28 +32,17 @@ The refund names its payment intent, or only its charge (Stripe's own fixture ha
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
-from mentorpay._clock import utcnow
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
-from mentorpay.ledger import LedgerService
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.refunds import REQUEST_METADATA_KEY, request_status
-from mentorpay.webhooks._objects import (
-    Amount,
-    StripeId,
-    StripeRef,
-    _ChargeObject,
-    _money,
-    _parse_object,
-)
-from mentorpay.webhooks.handlers._common import Defer, intent_for
+from mentorpay.webhooks._objects import _ChargeObject, _money, _parse_object, _RefundObject
+from mentorpay.webhooks.handlers._common import DeferringHandlers, intent_for
 
 __all__ = ["REFUND_EVENT_TYPES", "ChargeRefundHandlers", "RefundEventHandlers"]
 
@@ -62,12 +51,8 @@ logger = logging.getLogger("mentorpay.webhooks")
 _refund_logger = logging.getLogger("mentorpay.refund_events")
 
 
-class ChargeRefundHandlers:
+class ChargeRefundHandlers(DeferringHandlers):
     """``charge.refunded``: the refunded total, posted once however often it is reported."""
-
-    def __init__(self, ledger: LedgerService, *, defer: Defer) -> None:
-        self._ledger = ledger
-        self._defer = defer
 
     def webhook_handlers(self) -> dict[str, Handler]:
         """The handlers to register (see the module docstring)."""
@@ -121,38 +106,12 @@ _FROM: dict[str, tuple[str, ...]] = {
 _REASON_MAX = 500
 
 
-class _RefundObject(BaseModel):
-    """The fields of Stripe's Refund object that mentorpay reads."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: StripeId
-    amount: Amount
-    currency: str
-    charge: StripeRef = None
-    payment_intent: StripeRef = None
-    status: str | None = None
-    failure_reason: str | None = None
-    metadata: dict[str, str] | None = None
-
-
-class RefundEventHandlers:
+class RefundEventHandlers(DeferringHandlers):
     """Handlers for :data:`REFUND_EVENT_TYPES`; they run in the event's transaction.
 
     ``defer`` is :meth:`WebhookProcessor.defer_until_recorded`: it applies a failure when the
     payment is recorded and otherwise defers the event until it is.
     """
-
-    def __init__(
-        self,
-        ledger: LedgerService,
-        *,
-        defer: Defer,
-        clock: Callable[[], Any] = utcnow,
-    ) -> None:
-        self._ledger = ledger
-        self._defer = defer
-        self._clock = clock
 
     def webhook_handlers(self) -> dict[str, Handler]:
         """The handlers to register with the webhook processor (see the module docstring)."""
