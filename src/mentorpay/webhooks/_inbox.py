@@ -73,7 +73,7 @@ class InboxEvent:
     id: int
     event_id: str
     type: str
-    status: str
+    status: InboxStatus
     waiting_for: str | None
     attempts: int
     last_error: str | None
@@ -242,7 +242,7 @@ class InboxStore:
         text: str,
         exc: BaseException,
         *,
-        status: str = "failed",
+        status: InboxStatus = "failed",
         effects: Sequence[Effect] = (),
         stage: Callable[[Connection, Sequence[Effect]], None] | None = None,
     ) -> None:
