@@ -17,7 +17,6 @@ import stripe
 from sqlalchemy import Engine
 
 from mentorpay import BookingInfo, MentorpayConfig, Money
-from mentorpay import webhooks as webhooks_module
 from mentorpay.app import MentorPay
 from mentorpay.testing import (
     FakeGateway,
@@ -27,6 +26,7 @@ from mentorpay.testing import (
     make_event,
     sign_payload,
 )
+from mentorpay.webhooks import _objects as webhooks_module
 
 SECRET = "whsec_shapes"
 OLD_API_VERSION = "2020-08-27"

@@ -20,8 +20,8 @@ from mentorpay.checkout import CheckoutService
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import coerce_engine, make_engine
+from mentorpay.effects import Effect, EffectBus, EffectKind
 from mentorpay.errors import ConfigurationError, NotAuthorizedError
-from mentorpay.events import Effect, EffectKind
 from mentorpay.gateway import PaymentGateway, StripeGateway
 from mentorpay.inbox import Inbox
 from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord
@@ -29,12 +29,13 @@ from mentorpay.migrations import upgrade
 from mentorpay.models import metadata
 from mentorpay.money import Money
 from mentorpay.notifications import ContactLookup, Mailer, install_receipts
+from mentorpay.outbox import Outbox
 from mentorpay.payments import PaymentReviewService
 from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
-from mentorpay.refund_events import RefundEventHandlers
 from mentorpay.refunds import RefundService
 from mentorpay.webhooks import WebhookProcessor
+from mentorpay.webhooks.handlers.refunds import RefundEventHandlers
 
 __all__ = ["MentorPay"]
 
@@ -65,8 +66,12 @@ class MentorPay:
         self.clock = clock
         self.ledger = LedgerService(self.engine, clock=clock, retries=config.db_retries)
         self.analytics = AnalyticsService(self.engine, clock=clock)
+        #: The effect bus: every writer stages its effects here, callbacks run after commit.
+        self.effects = EffectBus(Outbox(self.engine, clock=clock, retries=config.db_retries))
+        #: Effects for the host, stored with each ledger change (``deliver_pending`` after a crash).
+        self.outbox = self.effects.outbox
         self.webhooks = WebhookProcessor(
-            config, self.engine, self.ledger, bookings=bookings, clock=clock
+            config, self.engine, self.ledger, bookings=bookings, clock=clock, effects=self.effects
         )
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
         self.refunds = RefundService(config, self.engine, gateway, clock=clock)
@@ -74,20 +79,18 @@ class MentorPay:
             config, self.engine, self.ledger, bookings, gateway, clock=clock
         )
         if config.refund_duplicate_payments:
-            self.webhooks.on("payment_needs_review", self.payments.refund_duplicate)
-        #: Effects for the host, stored with each ledger change (``deliver_pending`` after a crash).
-        self.outbox = self.webhooks.outbox
+            self.effects.on("payment_needs_review", self.payments.refund_duplicate)
         self.inbox = Inbox(self.engine, clock=clock, retries=config.db_retries)
         self.payouts = PayoutService(
             config, self.engine, self.ledger, gateway, clock=clock, outbox=self.outbox
         )
-        for event_type, handler in self.payouts.webhook_handlers().items():
-            self.webhooks.register(event_type, handler)
         self.refund_events = RefundEventHandlers(
             self.ledger, defer=self.webhooks.defer_until_recorded, clock=clock
         )
-        for event_type, handler in self.refund_events.webhook_handlers().items():
-            self.webhooks.register(event_type, handler)
+        # Every family registers through the one API (WebhookProcessor.register).
+        for family in (self.payouts, self.refund_events):
+            for event_type, handler in family.webhook_handlers().items():
+                self.webhooks.register(event_type, handler)
         self._reconciler = Reconciler(
             config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock
         )
@@ -120,11 +123,11 @@ class MentorPay:
 
     def on(self, effect: EffectKind, callback: Callable[[Effect], None]) -> None:
         """Run ``callback`` after commit, once per business effect of that kind."""
-        self.webhooks.on(effect, callback)
+        self.effects.on(effect, callback)
 
     def send_receipts(self, mailer: Mailer, contacts: ContactLookup) -> None:
         """Email receipts and notices through the host's mailer (see mentorpay.notifications)."""
-        install_receipts(self.webhooks, self.ledger, mailer, contacts, engine=self.engine)
+        install_receipts(self.effects, self.ledger, mailer, contacts, engine=self.engine)
 
     # -- queries for the API ------------------------------------------------------------------
 

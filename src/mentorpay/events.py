@@ -3,7 +3,8 @@
 A handler receives the open connection (it runs inside the event's transaction and never
 commits) and the parsed envelope, and returns a :class:`HandlerResult`. Business effects it
 reports are stored in the outbox in the same transaction and delivered to the host's callbacks
-after commit, at least once, each with a stable ``Effect.id``.
+after commit, at least once, each with a stable ``Effect.id``. The effect bus that does so is
+:mod:`mentorpay.effects`, which re-exports ``Effect``, ``EffectKind`` and ``EFFECT_KINDS``.
 """
 
 from __future__ import annotations

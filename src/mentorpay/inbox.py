@@ -11,29 +11,36 @@ A ``deferred`` event waits for a payment that may never come (a refund of a char
 outside mentorpay before its payment event, a lost event). :meth:`Inbox.stale` lists those older
 than a threshold (``mentorpay events list --stale``); ``mentorpay stats`` counts them.
 
-Pruning works in batches, each its own short transaction, walking the table by id.
+Pruning works in batches, each its own short transaction, walking the table by id. The SQL on
+the inbox table lives with its owner, :mod:`mentorpay.webhooks._inbox`; the outbox's and the
+sent messages' with theirs.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from mentorpay._clock import utcnow
 from mentorpay.db import DEFAULT_RETRIES, read_connection, run_in_transaction
 from mentorpay.errors import InvalidRequestError
-from mentorpay.models import outbox_table as _outbox
-from mentorpay.models import sent_messages_table as _sent
-from mentorpay.models import webhook_events_table as _inbox
-from mentorpay.webhooks import InboxEvent
+from mentorpay.notifications import sent_before
+from mentorpay.outbox import delivered_before
+from mentorpay.webhooks._inbox import (
+    PRUNED_MARK,
+    InboxEvent,
+    count_prunable,
+    prune_batch,
+    pruned_payload,
+    stale_count_query,
+    stale_events,
+)
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -46,9 +53,6 @@ __all__ = [
 
 #: Deferred events older than this are reported as stale.
 DEFAULT_STALE_AFTER = timedelta(days=7)
-#: How every pruned payload starts (so a pruned row is recognized without another column).
-PRUNED_MARK = '{"mentorpay_pruned":true'
-_FINAL = ("processed", "ignored")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -62,18 +66,6 @@ def parse_duration(text: str) -> timedelta:
             value=text,
         )
     return timedelta(seconds=int(number) * _UNITS[unit])
-
-
-def pruned_payload(event_id: str, event_type: str) -> str:
-    """The stub that replaces a pruned payload: still a parseable event, with no data."""
-    stub = {
-        "mentorpay_pruned": True,
-        "id": event_id,
-        "type": event_type,
-        "created": 0,
-        "data": {"object": {}},
-    }
-    return json.dumps(stub, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,29 +84,19 @@ class PruneReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {
-            "cutoff": self.cutoff.isoformat(),
-            "applied": self.applied,
-            "events": self.events,
-            "payload_chars": self.payload_chars,
-            "outbox": self.outbox,
-            "sent_messages": self.sent_messages,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["cutoff"] = self.cutoff.isoformat()
+        return data
 
 
+@dataclass(frozen=True, slots=True)
 class Inbox:
     """Retention and health queries over the webhook inbox (``mp.inbox``)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        self._engine = engine
-        self._clock = clock
-        self._retries = retries
+    engine: Engine
+    _: KW_ONLY
+    clock: Callable[[], datetime] = utcnow
+    retries: int = DEFAULT_RETRIES
 
     def prune(
         self,
@@ -135,25 +117,11 @@ class Inbox:
             )
         if not 1 <= batch <= 10_000:
             raise InvalidRequestError("batch must be between 1 and 10000", batch=batch)
-        cutoff = self._clock() - older_than
-        i = _inbox.c
-        prunable = and_(
-            i.status.in_(_FINAL),
-            i.processed_at < cutoff,
-            ~i.payload.startswith(PRUNED_MARK, autoescape=True),
-        )
-        o = _outbox.c
-        old_outbox = and_(o.status == "delivered", o.delivered_at < cutoff)
-        old_sent = _sent.c.sent_at < cutoff
-        with read_connection(self._engine) as conn:
-            events, chars = conn.execute(
-                select(func.count(), func.coalesce(func.sum(func.length(i.payload)), 0)).where(
-                    prunable
-                )
-            ).one()
-            outbox = conn.execute(select(func.count()).where(old_outbox)).scalar_one()
-            sent = conn.execute(select(func.count()).where(old_sent)).scalar_one()
-        events, chars, outbox, sent = int(events), int(chars), int(outbox), int(sent)
+        cutoff = self.clock() - older_than
+        with read_connection(self.engine) as conn:
+            events, chars = count_prunable(conn, cutoff)
+            outbox = delivered_before(conn, cutoff)
+            sent = sent_before(conn, cutoff)
         if not apply:
             return PruneReport(cutoff, False, events, chars, outbox, sent)
 
@@ -161,9 +129,9 @@ class Inbox:
         after = 0
         while True:
             count, after = run_in_transaction(
-                self._engine,
-                functools.partial(self._prune_batch, prunable=prunable, after=after, size=batch),
-                retries=self._retries,
+                self.engine,
+                functools.partial(prune_batch, cutoff=cutoff, after=after, size=batch),
+                retries=self.retries,
             )
             if not count:
                 break
@@ -172,32 +140,12 @@ class Inbox:
                 progress(min(done, events), events)
 
         def cleanup(conn: Connection) -> tuple[int, int]:
-            n_outbox = conn.execute(_outbox.delete().where(old_outbox)).rowcount
-            n_sent = conn.execute(_sent.delete().where(old_sent)).rowcount
-            return int(n_outbox), int(n_sent)
-
-        outbox, sent = run_in_transaction(self._engine, cleanup, retries=self._retries)
-        return PruneReport(cutoff, True, done, chars, outbox, sent)
-
-    @staticmethod
-    def _prune_batch(
-        conn: Connection, *, prunable: ColumnElement[bool], after: int, size: int
-    ) -> tuple[int, int]:
-        """Stub the payloads of the next ``size`` prunable rows past ``after``."""
-        i = _inbox.c
-        rows = conn.execute(
-            select(i.id, i.event_id, i.type)
-            .where(prunable, i.id > after)
-            .order_by(i.id)
-            .limit(size)
-        ).all()
-        for row_id, event_id, event_type in rows:
-            conn.execute(
-                update(_inbox)
-                .where(i.id == row_id)
-                .values(payload=pruned_payload(event_id, event_type))
+            return delivered_before(conn, cutoff, delete=True), sent_before(
+                conn, cutoff, delete=True
             )
-        return len(rows), (rows[-1][0] if rows else after)
+
+        outbox, sent = run_in_transaction(self.engine, cleanup, retries=self.retries)
+        return PruneReport(cutoff, True, done, chars, outbox, sent)
 
     def stale(
         self, older_than: timedelta = DEFAULT_STALE_AFTER, *, limit: int = 100
@@ -205,34 +153,10 @@ class Inbox:
         """Deferred events stored more than ``older_than`` ago, oldest first."""
         if not 1 <= limit <= 10_000:
             raise InvalidRequestError("limit must be between 1 and 10000", limit=limit)
-        i = _inbox.c
-        query = (
-            select(
-                i.id,
-                i.event_id,
-                i.type,
-                i.status,
-                i.waiting_for,
-                i.attempts,
-                i.last_error,
-                i.created_at,
-                i.processed_at,
-            )
-            .where(i.status == "deferred", i.created_at < self._clock() - older_than)
-            .order_by(i.id)
-            .limit(limit)
-        )
-        with read_connection(self._engine) as conn:
-            rows = conn.execute(query).all()
-        return [InboxEvent(**row._mapping) for row in rows]
+        with read_connection(self.engine) as conn:
+            return stale_events(conn, self.clock() - older_than, limit)
 
     def count_stale(self, older_than: timedelta = DEFAULT_STALE_AFTER) -> int:
         """How many deferred events are older than ``older_than``."""
-        i = _inbox.c
-        with read_connection(self._engine) as conn:
-            n = conn.execute(
-                select(func.count()).where(
-                    i.status == "deferred", i.created_at < self._clock() - older_than
-                )
-            ).scalar_one()
-        return int(n)
+        with read_connection(self.engine) as conn:
+            return int(conn.execute(stale_count_query(self.clock() - older_than)).scalar_one())

@@ -24,18 +24,18 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
 from mentorpay.db import insert_for, read_connection, run_in_transaction
-from mentorpay.events import Effect
+from mentorpay.effects import Effect, EffectKind
 from mentorpay.ledger import LedgerService
 from mentorpay.models import sent_messages_table as _sent
 from mentorpay.money import Money
-from mentorpay.webhooks import WebhookProcessor
 
 __all__ = [
     "ContactLookup",
@@ -44,9 +44,18 @@ __all__ = [
     "install_receipts",
     "message_id_for",
     "render",
+    "sent_before",
 ]
 
 logger = logging.getLogger("mentorpay.notifications")
+
+
+class EffectSource(Protocol):
+    """Where after-commit callbacks are registered: the effect bus (``mp.effects``), or a
+    :class:`~mentorpay.webhooks.WebhookProcessor`, whose ``on`` delegates to it."""
+
+    def on(self, effect_kind: EffectKind, callback: Callable[[Effect], None]) -> None: ...
+
 
 #: A user id -> email address (None: nobody to tell).
 ContactLookup = Callable[[str], str | None]
@@ -174,7 +183,7 @@ class _SentLog:
 
 
 def install_receipts(
-    webhooks: WebhookProcessor,
+    webhooks: EffectSource,
     ledger: LedgerService,
     mailer: Mailer,
     contacts: ContactLookup,
@@ -209,3 +218,11 @@ def install_receipts(
         "payout_settled",
     ):
         webhooks.on(kind, send)
+
+
+def sent_before(conn: Connection, before: datetime, *, delete: bool = False) -> int:
+    """Sent-message records older than ``before`` in ``conn``: counted, or deleted."""
+    old = _sent.c.sent_at < before
+    if delete:
+        return int(conn.execute(_sent.delete().where(old)).rowcount)
+    return int(conn.execute(select(func.count()).where(old)).scalar_one())

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, Select, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
@@ -48,6 +48,9 @@ __all__ = [
     "DeliveryReport",
     "Outbox",
     "OutboxStats",
+    "delivered_before",
+    "describe_error",
+    "pending_count_query",
     "with_ids",
 ]
 
@@ -87,7 +90,8 @@ def with_ids(source: str, effects: Iterable[Effect]) -> list[Effect]:
     return out
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception as stored in a ``last_error`` column (the outbox's, the inbox's): bounded."""
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
 
@@ -276,14 +280,12 @@ class Outbox:
 
     def prune_delivered(self, before: datetime, *, apply: bool = False) -> int:
         """Delivered rows older than ``before``: counted, or deleted with ``apply=True``."""
-        o = _outbox.c
-        old = and_(o.status == "delivered", o.delivered_at < before)
         if not apply:
             with read_connection(self._engine) as conn:
-                return int(conn.execute(select(func.count()).where(old)).scalar_one())
+                return delivered_before(conn, before)
 
         def do(conn: Connection) -> int:
-            return int(conn.execute(delete(_outbox).where(old)).rowcount)
+            return delivered_before(conn, before, delete=True)
 
         count: int = run_in_transaction(self._engine, do, retries=self._retries)
         return count
@@ -299,7 +301,7 @@ class Outbox:
             except Exception as exc:
                 # The change is committed; a host's email or analytics hook cannot undo it.
                 logger.exception("after-commit callback %r for %s raised", callback, effect.kind)
-                error = error or _describe(exc)
+                error = error or describe_error(exc)
         return error
 
     def _claim(
@@ -370,3 +372,17 @@ class Outbox:
         except Exception:
             # Left pending and claimed: redelivered when the claim runs out (at least once).
             logger.exception("could not mark %d outbox effect(s)", len(done) + len(failed))
+
+
+def delivered_before(conn: Connection, before: datetime, *, delete: bool = False) -> int:
+    """Delivered rows older than ``before`` in ``conn``: counted, or deleted with ``delete``."""
+    o = _outbox.c
+    old = and_(o.status == "delivered", o.delivered_at < before)
+    if delete:
+        return int(conn.execute(_outbox.delete().where(old)).rowcount)
+    return int(conn.execute(select(func.count()).where(old)).scalar_one())
+
+
+def pending_count_query() -> Select[int]:
+    """The count of pending effects (for a caller's own connection, e.g. analytics)."""
+    return select(func.count()).where(_outbox.c.status == "pending")

@@ -1,0 +1,92 @@
+"""What several handler families share: the booking a payment's metadata names, the
+application fee check, and the payment intent a charge or dispute refers to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from mentorpay._clock import utcnow
+from mentorpay.errors import WebhookPayloadError
+from mentorpay.events import EventEnvelope, HandlerResult
+from mentorpay.ledger import LedgerService
+from mentorpay.models import payments_table as _payments
+from mentorpay.money import Money
+from mentorpay.webhooks._objects import _ID_MAX
+
+__all__ = ["Booking", "Defer", "DeferringHandlers", "booking", "fee", "intent_for"]
+
+#: ``Deferrals.defer``: apply now if the payment is recorded, else defer the event on it.
+Defer = Callable[[Connection, str, Callable[[], HandlerResult]], HandlerResult]
+
+
+class DeferringHandlers:
+    """A family whose events post to a recorded payment, deferred until it is recorded.
+
+    ``defer`` is ``WebhookProcessor.defer_until_recorded``.
+    """
+
+    def __init__(
+        self, ledger: LedgerService, *, defer: Defer, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._ledger = ledger
+        self._defer = defer
+        self._clock = clock
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """The ids a payment's metadata names. They only locate the booking: who is credited and
+    how much come from mentorpay's checkout row or the host's booking (payment_truth)."""
+
+    booking_id: str
+    mentor_id: str
+    mentee_id: str
+
+
+def booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> Booking | None:
+    """The booking named in the metadata Checkout set, or None if this is not mentorpay's."""
+    if not metadata:
+        return None
+    values = [metadata.get(k) for k in ("booking_id", "mentor_id", "mentee_id")]
+    if not all(values):
+        return None
+    for value in values:
+        assert value is not None
+        if len(value) > _ID_MAX or "\x00" in value:
+            raise WebhookPayloadError(
+                f"{env.type} event {env.id}: booking metadata value is not a usable id",
+                event_id=env.id,
+                event_type=env.type,
+            )
+    booking_id, mentor_id, mentee_id = (str(v) for v in values)
+    return Booking(booking_id, mentor_id, mentee_id)
+
+
+def fee(amount: int | None, gross: Money, env: EventEnvelope) -> Money | None:
+    """The application fee Stripe kept on a destination charge, checked against the gross."""
+    if amount is None:
+        return None
+    if amount > gross.amount:
+        raise WebhookPayloadError(
+            f"{env.type} event {env.id}: application fee {amount} exceeds the payment {gross}",
+            event_id=env.id,
+            event_type=env.type,
+        )
+    return Money(amount, gross.currency)
+
+
+def intent_for(conn: Connection, pi: str | None, charge_id: str | None) -> str | None:
+    """The payment intent a charge or dispute refers to (by the charge id as a fallback)."""
+    if pi is not None:
+        return pi
+    if charge_id is None:
+        return None
+    found: str | None = conn.execute(
+        select(_payments.c.payment_intent_id).where(_payments.c.charge_id == charge_id)
+    ).scalar()
+    return found
