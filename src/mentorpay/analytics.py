@@ -26,10 +26,10 @@ from mentorpay._clock import utcnow
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
 from mentorpay.models import checkout_sessions_table as _sessions
-from mentorpay.models import outbox_table as _outbox
 from mentorpay.models import payments_table as _payments
-from mentorpay.models import webhook_events_table as _inbox
 from mentorpay.money import Money
+from mentorpay.outbox import pending_count_query
+from mentorpay.webhooks._inbox import stale_count_query
 
 __all__ = ["AnalyticsReport", "AnalyticsService", "CheckoutFunnel", "CurrencySummary"]
 
@@ -182,10 +182,8 @@ class AnalyticsService:
             func.coalesce(func.sum(case((s.status == "complete", 1), else_=0)), 0),
             func.coalesce(func.sum(case((s.status == "expired", 1), else_=0)), 0),
         ).where(session_period)
-        stale_query = select(func.count()).where(
-            _inbox.c.status == "deferred", _inbox.c.created_at < self._clock() - stale_after
-        )
-        pending_query = select(func.count()).where(_outbox.c.status == "pending")
+        stale_query = stale_count_query(self._clock() - stale_after)
+        pending_query = pending_count_query()
         with read_connection(self._engine) as conn:
             rows = conn.execute(payments_query).all()
             created, completed, expired = conn.execute(funnel_query).one()
