@@ -81,8 +81,7 @@ def test_lenient_objects_need_an_id(model: Any) -> None:
 
 
 def test_lenient_fields_read_odd_values_the_way_they_always_did() -> None:
-    """Expanded refs give their id, bools are no amounts, currencies go upper-case, ids and
-    metadata values become strings, integer times become aware datetimes."""
+    """Odd values read as before: expanded refs as ids, bools as no amount, str() ids."""
     charge = GatewayCharge.from_dict(
         {
             "id": 7,
@@ -164,8 +163,7 @@ stripe_keys = st.sampled_from(
 def test_lenient_objects_accept_any_json_object_and_reread_their_raw(
     model: Any, body: dict[str, Any], object_id: str
 ) -> None:
-    """Any JSON object with an id parses (no field can refuse it), and re-reading ``raw`` gives
-    an equal object."""
+    """Any JSON object with an id parses, and re-reading its ``raw`` gives an equal object."""
     body["id"] = object_id
     if isinstance(body.get("expires_at"), int):
         body["expires_at"] %= 2**32  # within datetime's range
@@ -212,8 +210,7 @@ def test_strict_event_money_refuses_a_missing_currency() -> None:
 
 
 def test_fake_retrieve_takes_its_argument_by_position_or_by_name() -> None:
-    """retrieve_payment_intent(pi) and retrieve_payment_intent(payment_intent_id=pi) both work,
-    are recorded under the method's name, and anything else is a TypeError."""
+    """A retrieve method takes its id by position or by its protocol name, nothing else."""
     fake = FakeGateway()
     pi = fake.add_payment_intent(payment_intent(id="pi_1", amount=5000))
     assert fake.retrieve_payment_intent("pi_1").id == pi["id"]
@@ -243,8 +240,7 @@ def test_fake_lists_newest_first_within_the_window() -> None:
 
 @pytest.mark.parametrize("gateway", [FakeGateway(), StripeGateway("sk_test_1")])
 def test_post_methods_refuse_unknown_and_missing_keywords(gateway: Any) -> None:
-    """The POST methods refuse a misspelt or missing keyword before doing anything, as an
-    explicit signature would."""
+    """POST methods refuse a misspelt or missing keyword, as an explicit signature would."""
     assert isinstance(gateway, PaymentGateway)
     with pytest.raises(TypeError, match="unexpected keyword argument 'metdata'"):
         gateway.create_refund(

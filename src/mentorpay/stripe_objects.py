@@ -3,10 +3,10 @@
 Two families share the field types below:
 
 * **Strict** (:class:`CheckoutSessionObject`, :class:`PaymentIntentObject`, :class:`ChargeObject`,
-  :class:`DisputeObject`): the ``data.object`` of a webhook event, which may come from anyone
-  who can reach the endpoint before the signature is checked against the handler's needs. Ids
-  are bounded and free of NUL, amounts are non-negative integers below 2**53; a missing or
-  garbled field is a :class:`~mentorpay.errors.WebhookPayloadError` (:func:`parse_object`).
+  :class:`DisputeObject`): the ``data.object`` of a webhook event, checked against what its
+  handler needs before any money moves. Ids are bounded and free of NUL, amounts are
+  non-negative integers below 2**53; a missing or garbled field is a
+  :class:`~mentorpay.errors.WebhookPayloadError` (:func:`parse_object`), never a 500.
 * **Lenient** (``Gateway*``): what the gateway returns and reconciliation lists. A listing may
   hold objects in currencies mentorpay does not know or fields a newer API version dropped, and
   reconciliation must still see them: a missing or odd field reads as ``None``, ``0`` or ``""``,
@@ -136,7 +136,7 @@ LooseAmount = Annotated[int, PlainValidator(_loose_int)]
 LooseCurrency = Annotated[str, PlainValidator(_loose_currency)]
 LooseMetadata = Annotated[Mapping[str, str], PlainValidator(_loose_metadata)]
 Timestamp = Annotated[datetime | None, PlainValidator(_loose_time)]
-Status = Annotated[str, PlainValidator(_text)]
+LooseText = Annotated[str, PlainValidator(_text)]
 #: A field passed on exactly as Stripe sent it (``reason``, ``url``...).
 AsGiven = Annotated[str | None, PlainValidator(_as_given)]
 
@@ -304,7 +304,7 @@ class GatewayCheckoutSession(GatewayObject):
 class GatewayPaymentIntent(GatewayObject):
     """A PaymentIntent as reconciliation uses it."""
 
-    status: Status = ""
+    status: LooseText = ""
     amount: LooseAmount = 0
     amount_received: LooseAmount = 0
     currency: LooseCurrency = ""
@@ -325,7 +325,7 @@ class GatewayCharge(GatewayObject):
     amount: LooseAmount = 0
     amount_refunded: LooseAmount = 0
     currency: LooseCurrency = ""
-    status: Status = ""
+    status: LooseText = ""
     created: Timestamp = None
     metadata: LooseMetadata = Field(default_factory=dict)
 
@@ -337,7 +337,7 @@ class _ChargeClaim(GatewayObject):
     charge_id: LooseRef = Field(default=None, validation_alias="charge")
     amount: LooseAmount = 0
     currency: LooseCurrency = ""
-    status: Status = ""
+    status: LooseText = ""
     reason: AsGiven = None
     created: Timestamp = None
 
