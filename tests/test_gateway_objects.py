@@ -13,35 +13,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mentorpay import stripe_objects
+from mentorpay import gateway
+from mentorpay import stripe_objects as objects
 from mentorpay.errors import GatewayInvalidRequestError, WebhookPayloadError
 from mentorpay.events import EventEnvelope
-from mentorpay.gateway import (
-    GatewayCharge,
-    GatewayCheckoutSession,
-    GatewayDispute,
-    GatewayPaymentIntent,
-    GatewayRefund,
-    GatewayTransfer,
-    GatewayTransferReversal,
-    PaymentGateway,
-    StripeGateway,
-)
+from mentorpay.gateway import PaymentGateway, StripeGateway
 from mentorpay.money import Money
 from mentorpay.stripe_objects import ChargeObject, DisputeObject, parse_object
 from mentorpay.testing import FakeGateway, payment_intent
 
 API = "https://api.stripe.com"
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)
-LENIENT = (
-    GatewayCheckoutSession,
-    GatewayPaymentIntent,
-    GatewayCharge,
-    GatewayRefund,
-    GatewayDispute,
-    GatewayTransfer,
-    GatewayTransferReversal,
-)
+#: The lenient family, as ``mentorpay.gateway`` re-exports it.
+LENIENT = tuple(getattr(gateway, name) for name in gateway.__all__ if name.startswith("Gateway"))
 
 
 @pytest.fixture
@@ -82,7 +66,7 @@ def test_lenient_objects_need_an_id(model: Any) -> None:
 
 def test_lenient_fields_read_odd_values_the_way_they_always_did() -> None:
     """Odd values read as before: expanded refs as ids, bools as no amount, str() ids."""
-    charge = GatewayCharge.from_dict(
+    charge = objects.GatewayCharge.from_dict(
         {
             "id": 7,
             "payment_intent": {"id": "pi_1", "object": "payment_intent"},
@@ -98,28 +82,30 @@ def test_lenient_fields_read_odd_values_the_way_they_always_did() -> None:
     assert (charge.amount_refunded, charge.currency, charge.status) == (300, "GBP", "")
     assert charge.created == datetime(2026, 1, 1, tzinfo=UTC)
     assert charge.metadata == {"booking_id": "42"}
-    session = GatewayCheckoutSession.from_dict({"id": "cs_1", "amount_total": "5000"})
+    session = objects.GatewayCheckoutSession.from_dict({"id": "cs_1", "amount_total": "5000"})
     assert session.amount_total is None
-    transfer = GatewayTransfer.from_dict({"id": "tr_1", "destination": {"id": 5}, "reversed": 1})
+    transfer = objects.GatewayTransfer.from_dict(
+        {"id": "tr_1", "destination": {"id": 5}, "reversed": 1}
+    )
     assert (transfer.destination, transfer.reversed) == (None, True)
 
 
 def test_raw_is_kept_but_not_compared_hashed_or_shown() -> None:
     """Equality, hashing and repr ignore ``raw``, as the dataclasses did (compare=False)."""
-    first = GatewayDispute.from_dict({"id": "dp_1", "status": "won", "extra": 1})
-    second = GatewayDispute.from_dict({"id": "dp_1", "status": "won", "extra": 2})
+    first = objects.GatewayDispute.from_dict({"id": "dp_1", "status": "won", "extra": 1})
+    second = objects.GatewayDispute.from_dict({"id": "dp_1", "status": "won", "extra": 2})
     assert first == second
     assert hash(first) == hash(second)
     assert first.raw["extra"] == 1
     assert "raw" not in repr(first)
     assert repr(first).startswith("GatewayDispute(id='dp_1', payment_intent_id=None")
     assert first.closed
-    assert first != GatewayRefund.from_dict({"id": "dp_1", "status": "won"})
+    assert first != objects.GatewayRefund.from_dict({"id": "dp_1", "status": "won"})
 
 
 def test_lenient_objects_are_frozen_and_build_money_on_demand() -> None:
     """A parsed object cannot change; ``money`` uses the received amount, else the amount."""
-    pi = GatewayPaymentIntent.from_dict({"id": "pi_1", "amount": 5000, "currency": "gbp"})
+    pi = objects.GatewayPaymentIntent.from_dict({"id": "pi_1", "amount": 5000, "currency": "gbp"})
     assert pi.money == Money(5000, "GBP")
     with pytest.raises(ValidationError):
         pi.status = "succeeded"  # type: ignore[misc]
@@ -179,17 +165,23 @@ def test_both_families_read_a_reference_the_same_way(ref: str, expanded: bool) -
     value: Any = {"id": ref, "object": "payment_intent"} if expanded else ref
     body = {"id": "ch_1", "payment_intent": value, "amount_refunded": 0, "currency": "gbp"}
     assert ChargeObject.model_validate(body).payment_intent == ref
-    assert GatewayCharge.from_dict(body).payment_intent_id == ref
+    assert objects.GatewayCharge.from_dict(body).payment_intent_id == ref
 
 
 # -- strict: webhook event objects ---------------------------------------------------------------
 
 
+def test_the_gateway_reexports_the_lenient_models() -> None:
+    """``mentorpay.gateway`` re-exports the seven lenient models of ``stripe_objects``."""
+    assert len(LENIENT) == 7
+    assert all(getattr(objects, model.__name__) is model for model in LENIENT)
+
+
 def test_strict_models_keep_the_names_webhooks_gave_them() -> None:
     """The underscore names webhooks.py used are the public models (until importers move)."""
-    assert stripe_objects._ChargeObject is ChargeObject
-    assert stripe_objects._DisputeObject is DisputeObject
-    assert stripe_objects._parse_object is parse_object
+    assert objects._ChargeObject is ChargeObject
+    assert objects._DisputeObject is DisputeObject
+    assert objects._parse_object is parse_object
 
 
 def test_strict_parse_names_every_garbled_field() -> None:
@@ -203,7 +195,7 @@ def test_strict_parse_names_every_garbled_field() -> None:
 def test_strict_event_money_refuses_a_missing_currency() -> None:
     """No currency on an event's amount is a 400, not a crash."""
     with pytest.raises(WebhookPayloadError, match="unusable amount"):
-        stripe_objects.event_money(100, None, envelope({"id": "ch_1"}))
+        objects.event_money(100, None, envelope({"id": "ch_1"}))
 
 
 # -- the read methods both gateways share ---------------------------------------------------------
