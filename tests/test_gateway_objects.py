@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from mentorpay import gateway
 from mentorpay import stripe_objects as objects
-from mentorpay.errors import GatewayInvalidRequestError, WebhookPayloadError
+from mentorpay.errors import GatewayError, GatewayInvalidRequestError, WebhookPayloadError
 from mentorpay.events import EventEnvelope
 from mentorpay.gateway import PaymentGateway, StripeGateway
 from mentorpay.money import Money
@@ -285,4 +285,14 @@ def test_a_failing_later_page_is_a_gateway_error(http: responses.RequestsMock) -
     listed = gateway.list_transfers(created_gte=SINCE)
     assert next(listed).id == "tr_2"
     with pytest.raises(GatewayInvalidRequestError, match="list transfers"):
+        next(listed)
+
+
+def test_a_page_without_its_url_is_a_gateway_error(http: responses.RequestsMock) -> None:
+    """A list page the SDK cannot follow (no ``url``) is a GatewayError, not a ValueError."""
+    gateway = StripeGateway("sk_test_1", max_network_retries=0)
+    http.get(f"{API}/v1/transfers", json={**page(True, "tr_2"), "url": None})
+    listed = gateway.list_transfers(created_gte=SINCE)
+    assert next(listed).id == "tr_2"
+    with pytest.raises(GatewayError, match="list transfers: cannot page"):
         next(listed)

@@ -197,6 +197,10 @@ class StripeGateway(GatewayReads):
                 return
             except stripe.StripeError as exc:
                 raise _map_stripe_error(exc, action, None) from exc
+            except ValueError as exc:
+                # The SDK follows a page by its ``url`` and its last item's id; a server that
+                # sends neither (not Stripe: an emulator, a proxy) must not leak a ValueError.
+                raise GatewayError(f"{action}: cannot page through the answer ({exc})") from exc
             yield resource.model.from_dict(_as_dict(item))
 
     # -- checkout -------------------------------------------------------------------------------
