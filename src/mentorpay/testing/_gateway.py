@@ -11,6 +11,12 @@ follows the Stripe rules mentorpay relies on:
 * Unknown ids raise :class:`~mentorpay.errors.GatewayInvalidRequestError` with
   ``stripe_code="resource_missing"``.
 
+One mechanism serves every method, as a mock transport would (:meth:`FakeGateway._call`):
+the call is recorded, failed if a test asked for it, replayed or refused by the idempotency
+table, and otherwise acts on the in-memory Stripe of :mod:`mentorpay.testing._fake_stripe`.
+The read methods (``retrieve_*``, ``list_*``) are the shared ones of
+:class:`~mentorpay.gateway._reads.GatewayReads` over that store.
+
 Test hooks: :attr:`calls` records every call; :meth:`fail_next` makes the next call raise a
 given error, either before Stripe acts (a refusal) or after (``performed=True``: the answer is
 lost, the object exists); :meth:`complete_checkout_session`, :meth:`open_dispute` and
@@ -22,34 +28,29 @@ from __future__ import annotations
 import copy
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, Unpack
 
+from mentorpay import stripe_objects as objects
 from mentorpay._clock import utcnow
-from mentorpay.errors import (
-    GatewayError,
-    GatewayInvalidRequestError,
-    IdempotencyConflictError,
-)
-from mentorpay.gateway import (
-    REFUND_REASONS,
+from mentorpay.errors import GatewayError, IdempotencyConflictError
+from mentorpay.gateway._reads import GatewayReads, Resource
+from mentorpay.gateway.protocol import (
     CheckoutSessionParams,
-    GatewayCharge,
-    GatewayCheckoutSession,
-    GatewayDispute,
-    GatewayPaymentIntent,
-    GatewayRefund,
-    GatewayTransfer,
-    GatewayTransferReversal,
+    RefundRequest,
+    ReversalRequest,
+    TransferRequest,
+    check_request,
 )
 from mentorpay.money import Money
+from mentorpay.testing._fake_stripe import SESSION, FakeStripe
 
 __all__ = ["FakeGateway", "GatewayCall"]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=objects.GatewayObject)
 
 DEFAULT_CHECKOUT_URL_TEMPLATE = "https://checkout.stripe.test/c/pay/{session_id}"
 
@@ -77,34 +78,17 @@ class _Saved:
     result: Any
 
 
-@dataclass(slots=True)
-class _State:
-    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    session_params: dict[str, CheckoutSessionParams] = field(default_factory=dict)
-    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
-    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reversals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    idempotency: dict[str, _Saved] = field(default_factory=dict)
+def _recorded(method: str, request: Mapping[str, Any], shape: Any) -> dict[str, Any]:
+    """A POST's arguments as :attr:`FakeGateway.calls` records them: every keyword the method
+    takes but the idempotency key, defaults filled in, ``metadata`` as a plain dict."""
+    check_request(method, request, shape)
+    args = {k: request.get(k) for k in shape.__annotations__ if k != "idempotency_key"}
+    if "metadata" in args:
+        args["metadata"] = dict(args["metadata"] or {})
+    return args
 
 
-def _missing(kind: str, object_id: str) -> GatewayInvalidRequestError:
-    return GatewayInvalidRequestError(
-        f"No such {kind}: '{object_id}'. Retrying will not help.",
-        stripe_code="resource_missing",
-        stripe_status=404,
-    )
-
-
-def _invalid(message: str, code: str = "parameter_invalid") -> GatewayInvalidRequestError:
-    return GatewayInvalidRequestError(
-        f"{message}. Retrying will not help.", stripe_code=code, stripe_status=400
-    )
-
-
-class FakeGateway:
+class FakeGateway(GatewayReads):
     """In-memory Stripe for tests and the offline demo (thread-safe).
 
     ``checkout_url_template`` formats each session's ``url`` (``{session_id}`` is replaced),
@@ -122,11 +106,10 @@ class FakeGateway:
         livemode: bool = False,
     ) -> None:
         self.checkout_url_template = checkout_url_template
-        self._clock = clock
         self._latency = latency
-        self._livemode = livemode
         self._lock = threading.RLock()
-        self._state = _State()
+        self._stripe = FakeStripe(clock, livemode)
+        self._idempotency: dict[str, _Saved] = {}
         self._failures: list[_Failure] = []
         #: Every call, in order.
         self.calls: list[GatewayCall] = []
@@ -152,65 +135,45 @@ class FakeGateway:
 
     def session(self, session_id: str) -> dict[str, Any]:
         """The Checkout Session object as Stripe would return it now."""
-        return self._get("sessions", "checkout.session", session_id)
+        return self._get(SESSION, session_id)
 
     def payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
         """The PaymentIntent object."""
-        return self._get("payment_intents", "payment_intent", payment_intent_id)
+        return self._get("payment_intent", payment_intent_id)
 
     def charge(self, charge_id: str) -> dict[str, Any]:
         """The Charge object (``amount_refunded`` is cumulative, as in ``charge.refunded``)."""
-        return self._get("charges", "charge", charge_id)
+        return self._get("charge", charge_id)
 
     def refund_object(self, refund_id: str) -> dict[str, Any]:
         """The Refund object."""
-        return self._get("refunds", "refund", refund_id)
+        return self._get("refund", refund_id)
 
     def dispute(self, dispute_id: str) -> dict[str, Any]:
         """The Dispute object."""
-        return self._get("disputes", "dispute", dispute_id)
+        return self._get("dispute", dispute_id)
 
     def transfer(self, transfer_id: str) -> dict[str, Any]:
         """The Transfer object."""
-        return self._get("transfers", "transfer", transfer_id)
+        return self._get("transfer", transfer_id)
 
     @property
     def sessions(self) -> list[dict[str, Any]]:
         """Every Checkout Session created, oldest first."""
         with self._lock:
-            return [copy.deepcopy(s) for s in self._state.sessions.values()]
+            return self._stripe.all(SESSION)
 
     @property
     def transfers(self) -> list[dict[str, Any]]:
         """Every Transfer created, oldest first."""
         with self._lock:
-            return [copy.deepcopy(t) for t in self._state.transfers.values()]
+            return self._stripe.all("transfer")
 
     def add_payment_intent(self, intent: Mapping[str, Any]) -> dict[str, Any]:
         """Register a succeeded PaymentIntent the host created itself (no Checkout Session),
         with its charge, so refunds of it work; returns the stored intent."""
         with self._lock:
-            pi = copy.deepcopy(dict(intent))
-            charge_id = pi.get("latest_charge") or self._new_id("ch")
-            pi["latest_charge"] = charge_id
-            amount = int(pi.get("amount_received") or pi["amount"])
-            self._state.payment_intents[pi["id"]] = pi
-            self._state.charges[charge_id] = {
-                "id": charge_id,
-                "object": "charge",
-                "amount": amount,
-                "amount_captured": amount,
-                "amount_refunded": 0,
-                "refunded": False,
-                "currency": pi["currency"],
-                "status": "succeeded",
-                "paid": True,
-                "payment_intent": pi["id"],
-                "metadata": dict(pi.get("metadata") or {}),
-                "created": self._now(),
-                "livemode": self._livemode,
-            }
-            return copy.deepcopy(pi)
+            return self._stripe.add_payment_intent(intent)
 
     def complete_checkout_session(self, session_id: str) -> dict[str, Any]:
         """The customer pays: the session completes and a succeeded PaymentIntent and Charge
@@ -219,150 +182,58 @@ class FakeGateway:
         Returns the completed session; its ``payment_intent`` names the new PaymentIntent.
         """
         with self._lock:
-            session = self._state.sessions.get(session_id)
-            if session is None:
-                raise _missing("checkout.session", session_id)
-            if session["status"] != "open":
-                raise _invalid(
-                    f"Checkout Session {session_id} is {session['status']}, not open",
-                    "checkout_session_not_open",
-                )
-            params = self._state.session_params[session_id]
-            created = self._now()
-            pi_id = self._new_id("pi")
-            charge_id = self._new_id("ch")
-            currency = params.amount.currency.lower()
-            metadata = dict(params.metadata)
-            pi: dict[str, Any] = {
-                "id": pi_id,
-                "object": "payment_intent",
-                "amount": params.amount.amount,
-                "amount_received": params.amount.amount,
-                "currency": currency,
-                "status": "succeeded",
-                "latest_charge": charge_id,
-                "metadata": metadata,
-                "created": created,
-                "livemode": self._livemode,
-                "application_fee_amount": (
-                    params.application_fee.amount if params.application_fee else None
-                ),
-                "transfer_data": (
-                    {"destination": params.destination} if params.destination else None
-                ),
-            }
-            charge: dict[str, Any] = {
-                "id": charge_id,
-                "object": "charge",
-                "amount": params.amount.amount,
-                "amount_captured": params.amount.amount,
-                "amount_refunded": 0,
-                "refunded": False,
-                "currency": currency,
-                "status": "succeeded",
-                "paid": True,
-                "payment_intent": pi_id,
-                "metadata": dict(metadata),
-                "created": created,
-                "livemode": self._livemode,
-            }
-            self._state.payment_intents[pi_id] = pi
-            self._state.charges[charge_id] = charge
-            session.update(status="complete", payment_status="paid", payment_intent=pi_id)
-            return copy.deepcopy(session)
+            return self._stripe.complete_session(session_id)
 
     def open_dispute(
         self, payment_intent_id: str, amount: Money | None = None, reason: str = "fraudulent"
     ) -> dict[str, Any]:
         """The cardholder disputes a payment (the whole charge unless ``amount``)."""
         with self._lock:
-            pi = self._state.payment_intents.get(payment_intent_id)
-            if pi is None:
-                raise _missing("payment_intent", payment_intent_id)
-            charge = self._state.charges[pi["latest_charge"]]
-            dispute_id = self._new_id("dp")
-            dispute: dict[str, Any] = {
-                "id": dispute_id,
-                "object": "dispute",
-                "amount": amount.amount if amount else charge["amount"] - charge["amount_refunded"],
-                "currency": charge["currency"],
-                "charge": charge["id"],
-                "payment_intent": payment_intent_id,
-                "status": "needs_response",
-                "reason": reason,
-                "created": self._now(),
-                "livemode": self._livemode,
-            }
-            self._state.disputes[dispute_id] = dispute
-            return copy.deepcopy(dispute)
+            return self._stripe.open_dispute(payment_intent_id, amount, reason)
 
     def close_dispute(self, dispute_id: str, *, won: bool) -> dict[str, Any]:
         """The bank decides the dispute."""
         with self._lock:
-            dispute = self._state.disputes.get(dispute_id)
-            if dispute is None:
-                raise _missing("dispute", dispute_id)
-            dispute["status"] = "won" if won else "lost"
-            return copy.deepcopy(dispute)
+            return self._stripe.close_dispute(dispute_id, won)
 
-    # -- plumbing -------------------------------------------------------------------------------
+    # -- the one mechanism ----------------------------------------------------------------------
 
-    def _now(self) -> int:
-        return int(self._clock().timestamp())
-
-    def _new_id(self, prefix: str) -> str:
-        # Random, not a counter: a demo database outlives the fake, so ids must never repeat.
-        return f"{prefix}_test_{uuid.uuid4().hex[:24]}"
-
-    def _get(self, bucket: str, kind: str, object_id: str) -> dict[str, Any]:
+    def _get(self, kind: str, object_id: str) -> dict[str, Any]:
         with self._lock:
-            obj = getattr(self._state, bucket).get(object_id)
-            if obj is None:
-                raise _missing(kind, object_id)
-            return copy.deepcopy(obj)
+            return copy.deepcopy(self._stripe.stored(kind, object_id))
 
     def _call(
-        self,
-        method: str,
-        args: Mapping[str, Any],
-        idempotency_key: str | None,
-        act: Callable[[], T],
+        self, method: str, args: Mapping[str, Any], key: str | None, act: Callable[[], T]
     ) -> T:
+        """Record the call, fail it if a test asked to, then replay or run ``act``."""
         if self._latency:
             time.sleep(self._latency)
         with self._lock:
-            self.calls.append(GatewayCall(method, dict(args), idempotency_key))
-            failure = self._take_failure(method)
-            if failure is not None and not failure.performed:
-                raise failure.error
-            result = self._idempotent(method, args, idempotency_key, act)
+            call = GatewayCall(method, dict(args), key)
+            self.calls.append(call)
+            failure = next((f for f in self._failures if f.method in (None, method)), None)
+            if failure is not None:
+                self._failures.remove(failure)
+                if not failure.performed:
+                    raise failure.error
+            result = self._idempotent(call, act)
             if failure is not None:
                 raise failure.error
             return result
 
-    def _take_failure(self, method: str) -> _Failure | None:
-        for index, failure in enumerate(self._failures):
-            if failure.method is None or failure.method == method:
-                return self._failures.pop(index)
-        return None
-
-    def _idempotent(
-        self,
-        method: str,
-        args: Mapping[str, Any],
-        idempotency_key: str | None,
-        act: Callable[[], T],
-    ) -> T:
-        if idempotency_key is None:
+    def _idempotent(self, call: GatewayCall, act: Callable[[], T]) -> T:
+        """Stripe's idempotency: the first result of a key again, or a conflict."""
+        key = call.idempotency_key
+        if key is None:
             return act()
-        saved = self._state.idempotency.get(idempotency_key)
+        saved = self._idempotency.get(key)
         if saved is not None:
-            if saved.method != method or saved.args != args:
+            if saved.method != call.method or saved.args != call.args:
                 raise IdempotencyConflictError(
-                    f"{method}: Stripe refused idempotency key {idempotency_key!r}: keys for "
+                    f"{call.method}: Stripe refused idempotency key {key!r}: keys for "
                     "idempotent requests can only be used with the same parameters they were "
                     "first used with. Retrying the same call will not help.",
-                    idempotency_key=idempotency_key,
+                    idempotency_key=key,
                     stripe_code="idempotency_key_in_use",
                     stripe_status=400,
                 )
@@ -370,331 +241,86 @@ class FakeGateway:
             return result
         # Like Stripe, a refused request (validation error) stores nothing under its key.
         result = act()
-        self._state.idempotency[idempotency_key] = _Saved(method, dict(args), result)
+        self._idempotency[key] = _Saved(call.method, call.args, result)
         return result
 
+    def _retrieve(self, resource: Resource[M], object_id: str, method: str) -> M:
+        def act() -> M:
+            return resource.model.from_dict(self._get(resource.object, object_id))
+
+        return self._call(method, {resource.id_arg: object_id}, None, act)
+
     def _list(
-        self,
-        bucket: str,
-        created_gte: datetime,
-        created_lt: datetime | None,
-        method: str,
-    ) -> list[dict[str, Any]]:
-        gte = int(created_gte.timestamp())
-        lt = int(created_lt.timestamp()) if created_lt is not None else None
+        self, resource: Resource[M], gte: datetime, lt: datetime | None, method: str
+    ) -> Iterator[M]:
+        start = int(gte.timestamp())
+        end = int(lt.timestamp()) if lt is not None else None
 
-        def act() -> list[dict[str, Any]]:
-            objects = [
-                copy.deepcopy(o)
-                for o in getattr(self._state, bucket).values()
-                if o["created"] >= gte and (lt is None or o["created"] < lt)
-            ]
+        def act() -> list[M]:
+            found = self._stripe.all(resource.object)
             # Stripe lists newest first.
-            return list(reversed(objects))
+            return [
+                resource.model.from_dict(o)
+                for o in reversed(found)
+                if o["created"] >= start and (end is None or o["created"] < end)
+            ]
 
-        return self._call(method, {"created_gte": created_gte, "created_lt": created_lt}, None, act)
+        args = {"created_gte": gte, "created_lt": lt}
+        return iter(self._call(method, args, None, act))
 
-    # -- PaymentGateway: checkout ---------------------------------------------------------------
+    # -- PaymentGateway: the POST methods -------------------------------------------------------
 
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, idempotency_key: str
-    ) -> GatewayCheckoutSession:
+    ) -> objects.GatewayCheckoutSession:
         """Create an open session; validated like Stripe (amount, fee, expiry window)."""
 
-        def act() -> GatewayCheckoutSession:
-            now = self._clock()
-            if params.amount.amount <= 0:
-                raise _invalid("unit_amount must be positive")
-            window = params.expires_at - now
-            if not timedelta(minutes=30) - timedelta(seconds=5) <= window <= timedelta(hours=24):
-                raise _invalid(
-                    "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
-                    "Checkout Session creation"
-                )
-            if params.application_fee is not None and params.application_fee > params.amount:
-                raise _invalid("application_fee_amount cannot exceed the amount")
-            if params.destination is not None and not params.destination.startswith("acct_"):
-                raise _missing("destination", params.destination)
-            session_id = self._new_id("cs")
-            session: dict[str, Any] = {
-                "id": session_id,
-                "object": "checkout.session",
-                "mode": "payment",
-                "url": self.checkout_url_template.format(session_id=session_id),
-                "status": "open",
-                "payment_status": "unpaid",
-                "payment_intent": None,
-                "amount_total": params.amount.amount,
-                "currency": params.amount.currency.lower(),
-                "client_reference_id": params.booking_id,
-                "success_url": params.success_url,
-                "cancel_url": params.cancel_url,
-                "expires_at": int(params.expires_at.timestamp()),
-                "created": int(now.timestamp()),
-                "metadata": dict(params.metadata),
-                "livemode": self._livemode,
-            }
-            self._state.sessions[session_id] = session
-            self._state.session_params[session_id] = params
-            return GatewayCheckoutSession.from_dict(copy.deepcopy(session))
+        def act() -> objects.GatewayCheckoutSession:
+            session = self._stripe.create_session(params, self.checkout_url_template)
+            return objects.GatewayCheckoutSession.from_dict(session)
 
         return self._call("create_checkout_session", {"params": params}, idempotency_key, act)
 
     def expire_checkout_session(
         self, session_id: str, *, idempotency_key: str
-    ) -> GatewayCheckoutSession:
+    ) -> objects.GatewayCheckoutSession:
         """Expire an open session; a completed or expired one is refused, as by Stripe."""
 
-        def act() -> GatewayCheckoutSession:
-            session = self._state.sessions.get(session_id)
-            if session is None:
-                raise _missing("checkout.session", session_id)
-            if session["status"] != "open":
-                raise _invalid(
-                    f'Only Checkout Sessions with a status in ["open"] can be expired; '
-                    f"{session_id} is {session['status']}",
-                    "checkout_session_not_expirable",
-                )
-            session["status"] = "expired"
-            return GatewayCheckoutSession.from_dict(copy.deepcopy(session))
+        def act() -> objects.GatewayCheckoutSession:
+            return objects.GatewayCheckoutSession.from_dict(self._stripe.expire_session(session_id))
 
-        return self._call(
-            "expire_checkout_session", {"session_id": session_id}, idempotency_key, act
-        )
+        args = {"session_id": session_id}
+        return self._call("expire_checkout_session", args, idempotency_key, act)
 
-    def retrieve_checkout_session(self, session_id: str) -> GatewayCheckoutSession:
-        """One session."""
-        return self._call(
-            "retrieve_checkout_session",
-            {"session_id": session_id},
-            None,
-            lambda: GatewayCheckoutSession.from_dict(self.session(session_id)),
-        )
-
-    # -- PaymentGateway: refunds ----------------------------------------------------------------
-
-    def create_refund(
-        self,
-        *,
-        payment_intent_id: str,
-        amount: Money | None,
-        idempotency_key: str,
-        reason: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        reverse_transfer: bool | None = None,
-        refund_application_fee: bool | None = None,
-    ) -> GatewayRefund:
+    def create_refund(self, **request: Unpack[RefundRequest]) -> objects.GatewayRefund:
         """Refund the payment intent's charge; the charge's ``amount_refunded`` grows."""
-        args = {
-            "payment_intent_id": payment_intent_id,
-            "amount": amount,
-            "reason": reason,
-            "metadata": dict(metadata or {}),
-            "reverse_transfer": reverse_transfer,
-            "refund_application_fee": refund_application_fee,
-        }
+        args = _recorded("create_refund", request, RefundRequest)
 
-        def act() -> GatewayRefund:
-            pi = self._state.payment_intents.get(payment_intent_id)
-            if pi is None:
-                raise _missing("payment_intent", payment_intent_id)
-            if reason is not None and reason not in REFUND_REASONS:
-                raise _invalid(f"Invalid reason: {reason}")
-            charge = self._state.charges[pi["latest_charge"]]
-            remaining = charge["amount"] - charge["amount_refunded"]
-            if remaining <= 0:
-                raise _invalid(
-                    f"Charge {charge['id']} has already been refunded.", "charge_already_refunded"
-                )
-            value = remaining if amount is None else amount.amount
-            if amount is not None and amount.currency.lower() != charge["currency"]:
-                raise _invalid("Refund currency must match the charge currency")
-            if value <= 0 or value > remaining:
-                raise _invalid(
-                    f"Refund amount ({value}) is greater than unrefunded amount on charge "
-                    f"({remaining})",
-                    "amount_too_large",
-                )
-            refund_id = self._new_id("re")
-            refund: dict[str, Any] = {
-                "id": refund_id,
-                "object": "refund",
-                "amount": value,
-                "currency": charge["currency"],
-                "charge": charge["id"],
-                "payment_intent": payment_intent_id,
-                "status": "succeeded",
-                "reason": reason,
-                "metadata": dict(metadata or {}),
-                "created": self._now(),
-            }
-            charge["amount_refunded"] += value
-            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-            self._state.refunds[refund_id] = refund
-            return GatewayRefund.from_dict(copy.deepcopy(refund))
+        def act() -> objects.GatewayRefund:
+            refund = self._stripe.refund(
+                args["payment_intent_id"], args["amount"], args["reason"], args["metadata"]
+            )
+            return objects.GatewayRefund.from_dict(refund)
 
-        return self._call("create_refund", args, idempotency_key, act)
+        return self._call("create_refund", args, request["idempotency_key"], act)
 
-    # -- PaymentGateway: transfers --------------------------------------------------------------
-
-    def create_transfer(
-        self,
-        *,
-        amount: Money,
-        destination: str,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-        transfer_group: str | None = None,
-        description: str | None = None,
-    ) -> GatewayTransfer:
+    def create_transfer(self, **request: Unpack[TransferRequest]) -> objects.GatewayTransfer:
         """Transfer to a connected account (``acct_...``)."""
-        args = {
-            "amount": amount,
-            "destination": destination,
-            "metadata": dict(metadata or {}),
-            "transfer_group": transfer_group,
-            "description": description,
-        }
+        args = _recorded("create_transfer", request, TransferRequest)
 
-        def act() -> GatewayTransfer:
-            if amount.amount <= 0:
-                raise _invalid("amount must be positive")
-            if not destination.startswith("acct_"):
-                raise _missing("destination", destination)
-            transfer_id = self._new_id("tr")
-            transfer: dict[str, Any] = {
-                "id": transfer_id,
-                "object": "transfer",
-                "amount": amount.amount,
-                "amount_reversed": 0,
-                "currency": amount.currency.lower(),
-                "destination": destination,
-                "reversed": False,
-                "transfer_group": transfer_group,
-                "description": description,
-                "metadata": dict(metadata or {}),
-                "created": self._now(),
-                "livemode": self._livemode,
-            }
-            self._state.transfers[transfer_id] = transfer
-            return GatewayTransfer.from_dict(copy.deepcopy(transfer))
+        def act() -> objects.GatewayTransfer:
+            return objects.GatewayTransfer.from_dict(self._stripe.transfer(**args))
 
-        return self._call("create_transfer", args, idempotency_key, act)
+        return self._call("create_transfer", args, request["idempotency_key"], act)
 
     def create_transfer_reversal(
-        self,
-        transfer_id: str,
-        *,
-        idempotency_key: str,
-        amount: Money | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> GatewayTransferReversal:
+        self, transfer_id: str, **request: Unpack[ReversalRequest]
+    ) -> objects.GatewayTransferReversal:
         """Reverse (part of) a transfer; ``reversed`` becomes true once fully reversed."""
-        args = {"transfer_id": transfer_id, "amount": amount, "metadata": dict(metadata or {})}
+        args: dict[str, Any] = {"transfer_id": transfer_id}
+        args.update(_recorded("create_transfer_reversal", request, ReversalRequest))
 
-        def act() -> GatewayTransferReversal:
-            transfer = self._state.transfers.get(transfer_id)
-            if transfer is None:
-                raise _missing("transfer", transfer_id)
-            remaining = transfer["amount"] - transfer["amount_reversed"]
-            value = remaining if amount is None else amount.amount
-            if remaining <= 0 or value <= 0 or value > remaining:
-                raise _invalid(
-                    f"Transfer {transfer_id} has {remaining} left to reverse, asked for {value}"
-                )
-            reversal_id = self._new_id("trr")
-            reversal: dict[str, Any] = {
-                "id": reversal_id,
-                "object": "transfer_reversal",
-                "amount": value,
-                "currency": transfer["currency"],
-                "transfer": transfer_id,
-                "metadata": dict(metadata or {}),
-                "created": self._now(),
-            }
-            transfer["amount_reversed"] += value
-            transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
-            self._state.reversals[reversal_id] = reversal
-            return GatewayTransferReversal.from_dict(copy.deepcopy(reversal))
+        def act() -> objects.GatewayTransferReversal:
+            return objects.GatewayTransferReversal.from_dict(self._stripe.reverse(**args))
 
-        return self._call("create_transfer_reversal", args, idempotency_key, act)
-
-    # -- PaymentGateway: retrieval and listings -------------------------------------------------
-
-    def retrieve_payment_intent(self, payment_intent_id: str) -> GatewayPaymentIntent:
-        """One PaymentIntent."""
-        return self._call(
-            "retrieve_payment_intent",
-            {"payment_intent_id": payment_intent_id},
-            None,
-            lambda: GatewayPaymentIntent.from_dict(self.payment_intent(payment_intent_id)),
-        )
-
-    def retrieve_charge(self, charge_id: str) -> GatewayCharge:
-        """One Charge."""
-        return self._call(
-            "retrieve_charge",
-            {"charge_id": charge_id},
-            None,
-            lambda: GatewayCharge.from_dict(self.charge(charge_id)),
-        )
-
-    def retrieve_dispute(self, dispute_id: str) -> GatewayDispute:
-        """One Dispute."""
-        return self._call(
-            "retrieve_dispute",
-            {"dispute_id": dispute_id},
-            None,
-            lambda: GatewayDispute.from_dict(self.dispute(dispute_id)),
-        )
-
-    def retrieve_transfer(self, transfer_id: str) -> GatewayTransfer:
-        """One Transfer."""
-        return self._call(
-            "retrieve_transfer",
-            {"transfer_id": transfer_id},
-            None,
-            lambda: GatewayTransfer.from_dict(self.transfer(transfer_id)),
-        )
-
-    def list_payment_intents(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayPaymentIntent]:
-        """PaymentIntents created in the period, newest first."""
-        rows = self._list("payment_intents", created_gte, created_lt, "list_payment_intents")
-        return iter([GatewayPaymentIntent.from_dict(r) for r in rows])
-
-    def list_checkout_sessions(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayCheckoutSession]:
-        """Checkout Sessions created in the period, newest first."""
-        rows = self._list("sessions", created_gte, created_lt, "list_checkout_sessions")
-        return iter([GatewayCheckoutSession.from_dict(r) for r in rows])
-
-    def list_charges(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayCharge]:
-        """Charges created in the period, newest first."""
-        rows = self._list("charges", created_gte, created_lt, "list_charges")
-        return iter([GatewayCharge.from_dict(r) for r in rows])
-
-    def list_refunds(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayRefund]:
-        """Refunds created in the period, newest first."""
-        rows = self._list("refunds", created_gte, created_lt, "list_refunds")
-        return iter([GatewayRefund.from_dict(r) for r in rows])
-
-    def list_disputes(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayDispute]:
-        """Disputes created in the period, newest first."""
-        rows = self._list("disputes", created_gte, created_lt, "list_disputes")
-        return iter([GatewayDispute.from_dict(r) for r in rows])
-
-    def list_transfers(
-        self, *, created_gte: datetime, created_lt: datetime | None = None
-    ) -> Iterator[GatewayTransfer]:
-        """Transfers created in the period, newest first."""
-        rows = self._list("transfers", created_gte, created_lt, "list_transfers")
-        return iter([GatewayTransfer.from_dict(r) for r in rows])
+        return self._call("create_transfer_reversal", args, request["idempotency_key"], act)

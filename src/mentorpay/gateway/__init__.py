@@ -1,0 +1,60 @@
+"""The payment gateway: a small protocol over the Stripe calls mentorpay makes, and its Stripe
+implementation on the official SDK.
+
+- :mod:`~mentorpay.gateway.protocol`: :class:`PaymentGateway` (hosts may implement it),
+  :class:`CheckoutSessionParams`, :data:`REFUND_REASONS`.
+- :mod:`~mentorpay.gateway.stripe`: :class:`StripeGateway`.
+- :mod:`~mentorpay.gateway.keys`: the deterministic idempotency keys every POST carries, so a
+  retry after a timeout, a crash or a double click replays the original request.
+- :mod:`~mentorpay.gateway.errors`: Stripe's exceptions as mentorpay's
+  :class:`~mentorpay.errors.GatewayError` tree, and :func:`outcome_unknown`.
+- The results (``GatewayCheckoutSession``, ``GatewayPaymentIntent``...) are the lenient models
+  of :mod:`mentorpay.stripe_objects`, re-exported here. The in-memory gateway for tests is
+  :class:`mentorpay.testing.FakeGateway`.
+"""
+
+from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
+from mentorpay.gateway.keys import _key as _key  # payments.py builds its own keys with it
+from mentorpay.gateway.keys import (
+    checkout_expire_idempotency_key,
+    checkout_idempotency_key,
+    payout_reversal_idempotency_key,
+    payout_transfer_idempotency_key,
+    refund_idempotency_key,
+)
+from mentorpay.gateway.protocol import (
+    REFUND_REASONS,
+    CheckoutSessionParams,
+    PaymentGateway,
+    RefundReason,
+)
+from mentorpay.gateway.stripe import StripeGateway
+from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
+from mentorpay.stripe_objects import GatewayCheckoutSession as GatewayCheckoutSession
+from mentorpay.stripe_objects import GatewayDispute as GatewayDispute
+from mentorpay.stripe_objects import GatewayPaymentIntent as GatewayPaymentIntent
+from mentorpay.stripe_objects import GatewayRefund as GatewayRefund
+from mentorpay.stripe_objects import GatewayTransfer as GatewayTransfer
+from mentorpay.stripe_objects import GatewayTransferReversal as GatewayTransferReversal
+
+__all__ = [
+    "REFUND_REASONS",
+    "CheckoutSessionParams",
+    "GatewayCharge",
+    "GatewayCheckoutSession",
+    "GatewayDispute",
+    "GatewayPaymentIntent",
+    "GatewayRefund",
+    "GatewayTransfer",
+    "GatewayTransferReversal",
+    "PaymentGateway",
+    "RefundReason",
+    "StripeGateway",
+    "checkout_expire_idempotency_key",
+    "checkout_idempotency_key",
+    "is_missing_resource",
+    "outcome_unknown",
+    "payout_reversal_idempotency_key",
+    "payout_transfer_idempotency_key",
+    "refund_idempotency_key",
+]
