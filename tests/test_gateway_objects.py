@@ -177,13 +177,6 @@ def test_the_gateway_reexports_the_lenient_models() -> None:
     assert all(getattr(objects, model.__name__) is model for model in LENIENT)
 
 
-def test_strict_models_keep_the_names_webhooks_gave_them() -> None:
-    """The underscore names webhooks.py used are the public models (until importers move)."""
-    assert objects._ChargeObject is ChargeObject
-    assert objects._DisputeObject is DisputeObject
-    assert objects._parse_object is parse_object
-
-
 def test_strict_parse_names_every_garbled_field() -> None:
     """A negative amount and a NUL id are a 400 naming both fields."""
     body = {"id": "dp\x00", "amount": -1, "currency": "gbp", "status": "won"}

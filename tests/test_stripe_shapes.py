@@ -17,6 +17,7 @@ import stripe
 from sqlalchemy import Engine
 
 from mentorpay import BookingInfo, MentorpayConfig, Money
+from mentorpay import stripe_objects as webhooks_module
 from mentorpay.app import MentorPay
 from mentorpay.testing import (
     FakeGateway,
@@ -26,16 +27,15 @@ from mentorpay.testing import (
     make_event,
     sign_payload,
 )
-from mentorpay.webhooks import _objects as webhooks_module
 
 SECRET = "whsec_shapes"
 OLD_API_VERSION = "2020-08-27"
 
 MODELS = {
-    "_CheckoutSessionObject": stripe.checkout.Session,
-    "_PaymentIntentObject": stripe.PaymentIntent,
-    "_ChargeObject": stripe.Charge,
-    "_DisputeObject": stripe.Dispute,
+    "CheckoutSessionObject": stripe.checkout.Session,
+    "PaymentIntentObject": stripe.PaymentIntent,
+    "ChargeObject": stripe.Charge,
+    "DisputeObject": stripe.Dispute,
 }
 
 

@@ -36,6 +36,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mentorpay.db import ID_MAX
 from mentorpay.errors import InvalidAmountError, WebhookPayloadError
 from mentorpay.money import Money
 
@@ -56,6 +57,7 @@ __all__ = [
     "GatewayTransfer",
     "GatewayTransferReversal",
     "PaymentIntentObject",
+    "RefundObject",
     "StripeId",
     "StripeObject",
     "StripeRef",
@@ -63,7 +65,6 @@ __all__ = [
     "parse_object",
 ]
 
-_ID_MAX = 255  # the width of every id column (Stripe ids are at most 255 characters)
 # Stripe amounts are far below this; the bound keeps a hostile body from overflowing BIGINT.
 _AMOUNT_MAX = 2**53
 
@@ -90,7 +91,7 @@ def _expanded_id(value: Any) -> Any:
     return value
 
 
-StripeId = Annotated[str, Field(min_length=1, max_length=_ID_MAX), AfterValidator(_clean_id)]
+StripeId = Annotated[str, Field(min_length=1, max_length=ID_MAX), AfterValidator(_clean_id)]
 StripeRef = Annotated[StripeId | None, BeforeValidator(_expanded_id)]
 Amount = Annotated[StrictInt, Field(ge=0, le=_AMOUNT_MAX)]
 
@@ -211,14 +212,15 @@ class DisputeObject(StripeObject):
     status: str
 
 
-# The names webhooks.py gave these models; kept until every importer uses the public ones.
-_StripeObject = StripeObject
-_CheckoutSessionObject = CheckoutSessionObject
-_TransferData = TransferData
-_ChargeList = ChargeList
-_PaymentIntentObject = PaymentIntentObject
-_ChargeObject = ChargeObject
-_DisputeObject = DisputeObject
+class RefundObject(StripeObject):
+    """A ``refund.*`` event's object (``charge.refunded`` carries a :class:`ChargeObject`)."""
+
+    amount: Amount
+    currency: str
+    charge: StripeRef = None
+    payment_intent: StripeRef = None
+    status: str | None = None
+    failure_reason: str | None = None
 
 
 def parse_object(model: type[M], env: EventEnvelope) -> M:
@@ -247,10 +249,6 @@ def event_money(amount: int, currency: str | None, env: EventEnvelope) -> Money:
             event_id=env.id,
             event_type=env.type,
         ) from None
-
-
-_parse_object = parse_object
-_money = event_money
 
 
 # -- lenient: what the gateway returns and lists -------------------------------------------------

@@ -60,7 +60,7 @@ from sqlalchemy.engine import Connection
 from mentorpay._clock import utcnow
 from mentorpay.bookings import BookingSource
 from mentorpay.config import MentorpayConfig
-from mentorpay.db import run_in_transaction
+from mentorpay.db import ID_MAX, run_in_transaction
 from mentorpay.effects import EffectBus
 from mentorpay.errors import (
     ConfigurationError,
@@ -77,7 +77,6 @@ from mentorpay.ledger import LedgerService
 from mentorpay.outbox import Outbox, with_ids
 from mentorpay.webhooks._deferral import INBOX_STATUS, MORE_DEFERRED, Deferrals
 from mentorpay.webhooks._inbox import FINAL, INBOX_STATUSES, InboxEvent, InboxStore
-from mentorpay.webhooks._objects import _ID_MAX
 from mentorpay.webhooks._registry import _TYPE_MAX, HandlerRegistry
 from mentorpay.webhooks._signature import verify
 from mentorpay.webhooks.handlers.disputes import DisputeHandlers
@@ -161,7 +160,7 @@ def _parse(text: str) -> EventEnvelope:
             f"webhook body is not a Stripe event: missing or invalid {', '.join(fields)}",
             fields=fields,
         ) from None
-    if not 0 < len(env.id) <= _ID_MAX or "\x00" in env.id:
+    if not 0 < len(env.id) <= ID_MAX or "\x00" in env.id:
         raise WebhookPayloadError("event id is empty, too long or contains NUL")
     if not 0 < len(env.type) <= _TYPE_MAX or "\x00" in env.type:
         raise WebhookPayloadError("event type is empty, too long or contains NUL")

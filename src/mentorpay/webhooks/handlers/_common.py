@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
+from mentorpay.db import ID_MAX
 from mentorpay.errors import WebhookPayloadError
 from mentorpay.events import EventEnvelope, HandlerResult
 from mentorpay.ledger import LedgerService
 from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money
-from mentorpay.webhooks._objects import _ID_MAX
 
 __all__ = ["Booking", "Defer", "DeferringHandlers", "booking", "fee", "intent_for"]
 
@@ -57,7 +57,7 @@ def booking(metadata: Mapping[str, str] | None, env: EventEnvelope) -> Booking |
         return None
     for value in values:
         assert value is not None
-        if len(value) > _ID_MAX or "\x00" in value:
+        if len(value) > ID_MAX or "\x00" in value:
             raise WebhookPayloadError(
                 f"{env.type} event {env.id}: booking metadata value is not a usable id",
                 event_id=env.id,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
 from mentorpay.money import Money
-from mentorpay.webhooks._objects import _DisputeObject, _money, _parse_object
+from mentorpay.stripe_objects import DisputeObject, event_money, parse_object
 from mentorpay.webhooks.handlers._common import DeferringHandlers, intent_for
 
 __all__ = ["DisputeHandlers"]
@@ -38,7 +38,7 @@ class DisputeHandlers(DeferringHandlers):
 
     def _on_dispute_created(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Hold the mentor's share of the disputed amount."""
-        dispute = _parse_object(_DisputeObject, env)
+        dispute = parse_object(DisputeObject, env)
         located = _locate(conn, env, dispute)
         if located is None:
             return HandlerResult("ignored")
@@ -51,7 +51,7 @@ class DisputeHandlers(DeferringHandlers):
 
     def _on_dispute_closed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Won (or an inquiry closed, or prevented): release the hold. Lost: reverse it."""
-        dispute = _parse_object(_DisputeObject, env)
+        dispute = parse_object(DisputeObject, env)
         if dispute.status in ("won", "warning_closed", "prevented"):
             won = True
         elif dispute.status == "lost":
@@ -95,7 +95,7 @@ class DisputeHandlers(DeferringHandlers):
         conn: Connection,
         env: EventEnvelope,
         pi: str,
-        dispute: _DisputeObject,
+        dispute: DisputeObject,
         amount: Money,
     ) -> list[Effect]:
         posting = self._ledger.open_dispute(pi, dispute.id, amount, conn=conn)
@@ -117,11 +117,11 @@ class DisputeHandlers(DeferringHandlers):
 
 
 def _locate(
-    conn: Connection, env: EventEnvelope, dispute: _DisputeObject
+    conn: Connection, env: EventEnvelope, dispute: DisputeObject
 ) -> tuple[str, Money] | None:
     """The disputed payment intent and amount, or None (logged) if it names no payment."""
     pi = intent_for(conn, dispute.payment_intent, dispute.charge)
     if pi is None:
         logger.info("dispute %s has no payment intent; ignored", dispute.id)
         return None
-    return pi, _money(dispute.amount, dispute.currency, env)
+    return pi, event_money(dispute.amount, dispute.currency, env)

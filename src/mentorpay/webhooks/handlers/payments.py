@@ -34,11 +34,11 @@ from mentorpay.ledger import UNPAID_PAYMENT_STATUSES, LedgerService
 from mentorpay.models import checkout_sessions_table as _checkouts
 from mentorpay.money import Money
 from mentorpay.payment_truth import Claim, Expected, disagreements
-from mentorpay.webhooks._objects import (
-    _CheckoutSessionObject,
-    _money,
-    _parse_object,
-    _PaymentIntentObject,
+from mentorpay.stripe_objects import (
+    CheckoutSessionObject,
+    PaymentIntentObject,
+    event_money,
+    parse_object,
 )
 from mentorpay.webhooks.handlers._common import Booking as _Booking
 from mentorpay.webhooks.handlers._common import booking as _booking
@@ -191,7 +191,7 @@ class PaymentRecorder:
                 event_id=env.id,
                 event_type=env.type,
             )
-        gross = _money(amount, currency, env)
+        gross = event_money(amount, currency, env)
         row, paid_by = self._checkout_terms(
             conn, pi, session_id, claimed.booking_id if claimed else None, gross
         )
@@ -330,7 +330,7 @@ class PaymentHandlers:
 
     def _on_checkout_completed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Completed Checkout: record the payment when paid; async methods pay later."""
-        session = _parse_object(_CheckoutSessionObject, env)
+        session = parse_object(CheckoutSessionObject, env)
         if session.payment_status == "unpaid":
             # A delayed method (bank debit) settles days later: the booking is neither paid
             # nor free for a second checkout until async_payment_succeeded or _failed.
@@ -353,14 +353,14 @@ class PaymentHandlers:
 
     def _on_checkout_async_succeeded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A delayed payment method settled: record the payment."""
-        session = _parse_object(_CheckoutSessionObject, env)
+        session = parse_object(CheckoutSessionObject, env)
         self._mark_checkout(conn, session.id, "complete", self._clock())
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         return self._record_session_payment(conn, env, session)
 
     def _record_session_payment(
-        self, conn: Connection, env: EventEnvelope, session: _CheckoutSessionObject
+        self, conn: Connection, env: EventEnvelope, session: CheckoutSessionObject
     ) -> HandlerResult:
         return self._record(
             conn,
@@ -375,7 +375,7 @@ class PaymentHandlers:
 
     def _on_payment_intent_succeeded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """The payment intent succeeded: record the payment (amount actually received)."""
-        intent = _parse_object(_PaymentIntentObject, env)
+        intent = parse_object(PaymentIntentObject, env)
         received = intent.amount_received
         return self._record(
             conn,
@@ -394,7 +394,7 @@ class PaymentHandlers:
 
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A delayed payment method failed: the booking is free again; tell the host."""
-        session = _parse_object(_CheckoutSessionObject, env)
+        session = parse_object(CheckoutSessionObject, env)
         self._mark_checkout(conn, session.id, "payment_failed", self._clock(), unless=("complete",))
         booking = _booking(session.metadata, env)
         if booking is None:
@@ -419,7 +419,7 @@ class PaymentHandlers:
 
     def _on_payment_intent_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A payment attempt failed: tell the host (one effect per attempt); no ledger change."""
-        intent = _parse_object(_PaymentIntentObject, env)
+        intent = parse_object(PaymentIntentObject, env)
         booking = _booking(intent.metadata, env)
         if booking is None:
             return HandlerResult("ignored")
@@ -445,7 +445,7 @@ class PaymentHandlers:
 
     def _on_checkout_expired(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """The session expired unpaid: mark mentorpay's row and tell the host."""
-        session = _parse_object(_CheckoutSessionObject, env)
+        session = parse_object(CheckoutSessionObject, env)
         row = self._mark_checkout(conn, session.id, "expired", self._clock())
         booking = _booking(session.metadata, env)
         if row is None and booking is None:

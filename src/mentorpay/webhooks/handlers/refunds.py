@@ -41,7 +41,7 @@ from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.refunds import REQUEST_METADATA_KEY, request_status
-from mentorpay.webhooks._objects import _ChargeObject, _money, _parse_object, _RefundObject
+from mentorpay.stripe_objects import ChargeObject, RefundObject, event_money, parse_object
 from mentorpay.webhooks.handlers._common import DeferringHandlers, intent_for
 
 __all__ = ["REFUND_EVENT_TYPES", "ChargeRefundHandlers", "RefundEventHandlers"]
@@ -60,12 +60,12 @@ class ChargeRefundHandlers(DeferringHandlers):
 
     def _on_charge_refunded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Bring the ledger up to the charge's cumulative ``amount_refunded``."""
-        charge = _parse_object(_ChargeObject, env)
+        charge = parse_object(ChargeObject, env)
         pi = intent_for(conn, charge.payment_intent, charge.id)
         if pi is None:
             logger.info("refund of charge %s has no payment intent; ignored", charge.id)
             return HandlerResult("ignored")
-        total = _money(charge.amount_refunded, charge.currency, env)
+        total = event_money(charge.amount_refunded, charge.currency, env)
 
         def apply() -> HandlerResult:
             posting = self._ledger.apply_refund_total(pi, total, conn=conn)
@@ -118,7 +118,7 @@ class RefundEventHandlers(DeferringHandlers):
         return dict.fromkeys(REFUND_EVENT_TYPES, self._on_refund)
 
     def _on_refund(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
-        refund = _parse_object(_RefundObject, env)
+        refund = parse_object(RefundObject, env)
         status = request_status(refund.status)
         pi = self._intent_for(conn, refund)
         if status not in _UNDONE:
@@ -127,7 +127,7 @@ class RefundEventHandlers(DeferringHandlers):
         if pi is None:
             _refund_logger.info("refund %s is of no payment mentorpay knows; ignored", refund.id)
             return HandlerResult("ignored")
-        amount = _money(refund.amount, refund.currency, env)
+        amount = event_money(refund.amount, refund.currency, env)
 
         def apply() -> HandlerResult:
             posting = self._ledger.apply_refund_failure(pi, refund.id, amount, conn=conn)
@@ -159,7 +159,7 @@ class RefundEventHandlers(DeferringHandlers):
         return self._defer(conn, pi, apply)
 
     @staticmethod
-    def _intent_for(conn: Connection, refund: _RefundObject) -> str | None:
+    def _intent_for(conn: Connection, refund: RefundObject) -> str | None:
         """The refund's payment intent: named, or found by its charge or our request row."""
         if refund.payment_intent is not None:
             return refund.payment_intent
@@ -174,7 +174,7 @@ class RefundEventHandlers(DeferringHandlers):
             ).scalar()
         return found
 
-    def _mark(self, conn: Connection, refund: _RefundObject, status: str, pi: str | None) -> bool:
+    def _mark(self, conn: Connection, refund: RefundObject, status: str, pi: str | None) -> bool:
         """Move mentorpay's request for this refund forward to ``status``; whether it did."""
         values: dict[str, Any] = {"status": status, "updated_at": self._clock()}
         if status in _UNDONE:
