@@ -1,11 +1,7 @@
-"""The ledger's posting rules: accounts, payment statuses, and the legs and row updates of each
-effect, as pure functions of a payment's state (no SQL, no connection; see the package docstring
-for the rules in words).
-
-Each rule takes a :class:`PaymentState` read under lock and returns a :class:`Plan`: the journal
-legs to post (``None``: post nothing), the payment row's new columns, and how much of the
-payment's open dispute holds the legs consumed (the service shrinks those holds in dispute-id
-order). The service in :mod:`mentorpay.ledger.service` only locks, asks and writes.
+"""The ledger's posting rules, pure functions of a payment's state (no SQL, no connection):
+accounts, payment statuses, and per effect a :class:`Plan` from a :class:`PaymentState` read
+under lock: the journal legs, the payment row's new columns, and how much of the payment's open
+dispute holds the legs consumed. The rules in words are in the package docstring.
 """
 
 from __future__ import annotations
@@ -64,7 +60,7 @@ class PaymentState:
     mentor_id: str
     mentee_id: str
     currency: str
-    status: str
+    status: PaymentStatus
     amount: int
     platform_fee: int
     mentor_payout: int
