@@ -32,9 +32,9 @@ from mentorpay.ledger.rules import (
     SUSPENSE,
     WITHDRAWN,
     Leg,
-    PaymentState,
     Plan,
 )
+from mentorpay.ledger.state import PaymentState
 from mentorpay.money import Money
 
 CUR = "GBP"

@@ -58,7 +58,7 @@ from mentorpay.gateway import (
     refund_idempotency_key,
 )
 from mentorpay.ledger.queries import locked_payment
-from mentorpay.ledger.rules import PaymentState
+from mentorpay.ledger.state import PaymentState
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.money import Money, check_charge_amount
 

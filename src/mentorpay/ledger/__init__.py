@@ -74,13 +74,12 @@ from mentorpay.ledger.rules import (
     UNPAID_PAYMENT_STATUSES,
     WITHDRAWN,
     Leg,
-    PaymentState,
-    PaymentStatus,
     RefundChange,
     payment_status,
     refund_change,
 )
 from mentorpay.ledger.service import LedgerService
+from mentorpay.ledger.state import PaymentState, PaymentStatus
 from mentorpay.ledger.views import (
     BalanceView,
     Page,

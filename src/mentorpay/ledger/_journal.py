@@ -17,7 +17,8 @@ from mentorpay.db import driver_execute
 from mentorpay.errors import InvalidAmountError, PaymentNotFoundError
 from mentorpay.ledger._sql import _BALANCE_COLUMNS, OPEN_HOLDS, Statements
 from mentorpay.ledger.queries import locked_payment
-from mentorpay.ledger.rules import BALANCE_ACCOUNTS, Leg, PaymentState, Plan
+from mentorpay.ledger.rules import BALANCE_ACCOUNTS, Leg, Plan
+from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.views import Posting
 from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import payments_table as _payments
@@ -25,13 +26,16 @@ from mentorpay.money import Money
 
 
 class Journal:
-    """Writes inside the caller's transaction; see the package docstring for the rules."""
+    """Writes inside the caller's transaction; see the package docstring for the rules.
+
+    :class:`~mentorpay.ledger.service.LedgerService` is one (``post`` is public); the postings
+    reach the underscored helpers through it."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
-        self.clock = clock
+        self._clock = clock
         self._statements: Statements | None = None
 
-    def sql(self, conn: Connection) -> Statements:
+    def _sql_for(self, conn: Connection) -> Statements:
         """The prebuilt statements (built on first use: the dialect needs a connection)."""
         if self._statements is None:
             self._statements = Statements(conn)
@@ -50,13 +54,17 @@ class Journal:
         payout_request_id: int | None = None,
         apply_balances: bool = True,
     ) -> Posting:
-        """Append one balanced journal transaction unless its business key already exists."""
+        """Append one balanced journal transaction unless its business key already exists.
+
+        ``apply_balances=False`` is for callers that already moved the materialized balance
+        with a conditional update (payout reservation). Never commits.
+        """
         if sum(amount for _, _, amount in legs) != 0:
             raise InvalidAmountError(
                 "a journal transaction must balance", business_key=business_key, kind=kind
             )
-        sql = self.sql(conn)
-        stamp = sql.bind_time(self.clock())
+        sql = self._sql_for(conn)
+        stamp = sql.bind_time(self._clock())
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING without it.
         claimed = driver_execute(
             conn,
@@ -86,12 +94,12 @@ class Journal:
                 if owner is None:
                     raise InvalidAmountError(f"mentor account {account} needs a mentor id")
                 deltas[owner][column] += amount
-        upsert = self.sql(conn).upsert_balance
+        upsert = self._sql_for(conn).upsert_balance
         for owner, cols in deltas.items():
             deltas_in_order = [cols.get(c, 0) for c in _BALANCE_COLUMNS]
             driver_execute(conn, upsert, (owner, currency, *deltas_in_order, stamp))
 
-    def lock(self, conn: Connection, payment_intent_id: str) -> PaymentState:
+    def _lock(self, conn: Connection, payment_intent_id: str) -> PaymentState:
         """The payment's state, its row locked until the transaction ends."""
         state = locked_payment(conn, payment_intent_id)
         if state is None:
@@ -100,18 +108,18 @@ class Journal:
             )
         return state
 
-    def update_payment(self, conn: Connection, s: PaymentState, values: dict[str, Any]) -> None:
+    def _update_payment(self, conn: Connection, s: PaymentState, values: dict[str, Any]) -> None:
         """Write a rule's new columns on the payment row (with ``updated_at``)."""
         conn.execute(
             update(_payments)
             .where(_payments.c.id == s.id)
-            .values(**values, updated_at=self.clock())
+            .values(**values, updated_at=self._clock())
         )
 
-    def shrink_holds(self, conn: Connection, payment_intent_id: str, amount: int) -> None:
+    def _shrink_holds(self, conn: Connection, payment_intent_id: str, amount: int) -> None:
         """Take ``amount`` out of the payment's open dispute holds, in dispute-id order."""
         rows = conn.execute(OPEN_HOLDS, {"pi": payment_intent_id}).all()
-        now = self.clock()
+        now = self._clock()
         for dispute_id, held in rows:
             if amount <= 0:
                 break
@@ -123,7 +131,7 @@ class Journal:
                 .values(held=held - take, updated_at=now)
             )
 
-    def write(
+    def _write_plan(
         self,
         conn: Connection,
         s: PaymentState,
@@ -137,7 +145,7 @@ class Journal:
         has none), then update the payment row. The returned posting carries the plan's
         amount; ``mentor_id`` is the one the journal transaction names."""
         if plan.from_held:
-            self.shrink_holds(conn, s.payment_intent_id, plan.from_held)
+            self._shrink_holds(conn, s.payment_intent_id, plan.from_held)
         posting = Posting(key, created=False)
         if plan.legs is not None:
             posting = self.post(
@@ -149,5 +157,5 @@ class Journal:
                 payment_intent_id=s.payment_intent_id,
                 legs=plan.legs,
             )
-        self.update_payment(conn, s, plan.updates)
+        self._update_payment(conn, s, plan.updates)
         return Posting(key, posting.created, posting.transaction_id, Money(plan.amount, s.currency))

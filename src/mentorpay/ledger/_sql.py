@@ -14,7 +14,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from mentorpay.db import insert_constructor, placeholder, time_binder
-from mentorpay.ledger.rules import BALANCE_ACCOUNTS, STATE_COLUMNS
+from mentorpay.ledger.rules import BALANCE_ACCOUNTS
+from mentorpay.ledger.state import STATE_COLUMNS
 from mentorpay.models import balances_table as _balances
 from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import payments_table as _payments

@@ -45,7 +45,7 @@ def record_payment(
 ) -> PaymentOutcome:
     """Insert the payment row with ``split`` (see :func:`rules.capture_split`) and post its
     capture, once; an existing payment is returned as it is."""
-    now = j.clock()
+    now = j._clock()
     pi = payment_intent_id
     values: dict[str, Any] = {
         "payment_intent_id": pi,
@@ -74,7 +74,7 @@ def record_payment(
         "created_at": now,
         "updated_at": now,
     }
-    sql = j.sql(c)
+    sql = j._sql_for(c)
     stamp = sql.bind_time(now)
     row: list[Any] = [values[name] for name in _PAYMENT_COLUMNS]
     for column in ("release_due_at", "released_at"):
@@ -114,7 +114,7 @@ def record_payment(
                 ),
             )
     if new_id is None:
-        existing = j.lock(c, pi)
+        existing = j._lock(c, pi)
         return PaymentOutcome(_record(existing), False, existing.split)
     record = PaymentRecord(
         id=new_id,
@@ -147,12 +147,12 @@ def set_release_due(j: Journal, c: Connection, payment_intent_id: str, due_at: d
 
 def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Posting:
     """Pending -> available for one payment's free share, once."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     key = f"release:{payment_intent_id}"
-    plan = rules.release(s, j.clock())
+    plan = rules.release(s, j._clock())
     if plan is None:
         return Posting(key, created=False)
-    return j.write(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id)
+    return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id)
 
 
 def release_booking(j: Journal, c: Connection, booking_id: str) -> list[Posting]:
@@ -173,7 +173,7 @@ def credit_review(
     release_due_at: datetime | None,
 ) -> Posting:
     """Suspense -> fee + mentor share, for a payment under review."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     key = f"review:{payment_intent_id}:credit"
     plan = rules.review_credit(
         s,
@@ -185,12 +185,12 @@ def credit_review(
     )
     if plan is None:
         return Posting(key, created=False)
-    return j.write(c, s, plan, key=key, kind="review_credit", mentor_id=mentor_id)
+    return j._write_plan(c, s, plan, key=key, kind="review_credit", mentor_id=mentor_id)
 
 
 def refund_review(j: Journal, c: Connection, payment_intent_id: str) -> Posting:
     """A whole reviewed payment went back: Stripe's cumulative refund reaches its amount."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     if s.review_reason is None:
         raise ConflictError(
             f"payment {payment_intent_id} is not under review",
@@ -205,7 +205,7 @@ def apply_refund_total(
     j: Journal, c: Connection, payment_intent_id: str, amount_refunded: Money
 ) -> Posting:
     """Move the ledger to Stripe's new cumulative ``amount_refunded`` (a new high only)."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     rules.same_currency(s, amount_refunded, "refund")
     key = f"refund:{payment_intent_id}:{amount_refunded.amount}"
     found = rules.refund_total(s, amount_refunded.amount)
@@ -221,14 +221,14 @@ def apply_refund_total(
             payment_intent_id,
             change.values["refund_applied"],
         )
-    return j.write(c, s, plan, key=key, kind="refund", mentor_id=s.mentor_id or None)
+    return j._write_plan(c, s, plan, key=key, kind="refund", mentor_id=s.mentor_id or None)
 
 
 def apply_refund_failure(
     j: Journal, c: Connection, payment_intent_id: str, refund_id: str, amount: Money
 ) -> Posting:
     """Undo a failed refund's effect, once per ``refund_id`` (remembered even if nothing moves)."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     rules.same_currency(s, amount, "failed refund")
     key = f"refund_failed:{refund_id}"
     plan = rules.refund_failure(s, amount.amount)
@@ -244,7 +244,7 @@ def apply_refund_failure(
     )
     if not posting.created:
         return Posting(key, created=False)
-    j.update_payment(c, s, plan.updates)
+    j._update_payment(c, s, plan.updates)
     return Posting(key, True, posting.transaction_id, Money(plan.amount, s.currency))
 
 
@@ -252,12 +252,12 @@ def open_dispute(
     j: Journal, c: Connection, payment_intent_id: str, dispute_id: str, amount: Money
 ) -> Posting:
     """Track the dispute and freeze its share of the mentor's money, once."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     key = f"dispute:{dispute_id}:opened"
     opening = rules.dispute_opened(s, amount)
     if c.execute(select(_disputes.c.id).where(_disputes.c.id == dispute_id)).first():
         return Posting(key, created=False)
-    now = j.clock()
+    now = j._clock()
     c.execute(
         _disputes.insert().values(
             id=dispute_id,
@@ -272,7 +272,7 @@ def open_dispute(
     )
     if opening.plan is None:
         return Posting(key, created=False)
-    return j.write(
+    return j._write_plan(
         c, s, opening.plan, key=key, kind="dispute_opened", mentor_id=s.mentor_id or None
     )
 
@@ -281,7 +281,7 @@ def close_dispute(
     j: Journal, c: Connection, payment_intent_id: str, dispute_id: str, *, won: bool
 ) -> Posting:
     """Settle one dispute: only its own hold and amount move."""
-    s = j.lock(c, payment_intent_id)
+    s = j._lock(c, payment_intent_id)
     outcome = "won" if won else "lost"
     key = f"dispute:{dispute_id}:{outcome}"
     dispute = c.execute(
@@ -293,10 +293,12 @@ def close_dispute(
     c.execute(
         update(_disputes)
         .where(_disputes.c.id == dispute_id)
-        .values(status=outcome, updated_at=j.clock())
+        .values(status=outcome, updated_at=j._clock())
     )
     plan = rules.dispute_closed(s, held=dispute.held, disputed=dispute.amount, won=won)
-    return j.write(c, s, plan, key=key, kind=f"dispute_{outcome}", mentor_id=s.mentor_id or None)
+    return j._write_plan(
+        c, s, plan, key=key, kind=f"dispute_{outcome}", mentor_id=s.mentor_id or None
+    )
 
 
 def reserve_payout(
@@ -321,7 +323,7 @@ def reserve_payout(
         .values(
             available=_balances.c.available - amount.amount,
             reserved=_balances.c.reserved + amount.amount,
-            updated_at=j.clock(),
+            updated_at=j._clock(),
         )
     )
     if result.rowcount != 1:

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
-from mentorpay.ledger.rules import COMMISSION, SUSPENSE, PaymentState
+from mentorpay.ledger.rules import COMMISSION, SUSPENSE
+from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
     BalanceView,

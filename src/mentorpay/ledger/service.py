@@ -4,7 +4,7 @@ read of :mod:`mentorpay.ledger.queries`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -18,7 +18,8 @@ from mentorpay.errors import InvalidAmountError, InvalidRequestError
 from mentorpay.ledger import postings, queries, rules
 from mentorpay.ledger._journal import Journal
 from mentorpay.ledger.queries import LedgerQueries
-from mentorpay.ledger.rules import Leg, PaymentState, PayoutOutcome
+from mentorpay.ledger.rules import PayoutOutcome
+from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.views import PaymentOutcome, Posting
 from mentorpay.money import Money
 
@@ -26,7 +27,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class LedgerService(LedgerQueries):
+class LedgerService(LedgerQueries, Journal):
     """Postings and queries over mentorpay's journal. See the package docstring for the rules.
 
     Posting methods take an optional ``conn``: given one, they run inside the caller's
@@ -40,12 +41,11 @@ class LedgerService(LedgerQueries):
         clock: Callable[[], datetime] = utcnow,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
+        Journal.__init__(self, clock)
         self._engine = engine
-        self._clock = clock
         self._retries = retries
-        self._journal = Journal(clock)
 
-    def _write(
+    def _run_posting(
         self,
         conn: Connection | None,
         posting: Callable[Concatenate[Journal, Connection, P], T],
@@ -54,41 +54,11 @@ class LedgerService(LedgerQueries):
     ) -> T:
         """Run one posting in ``conn``'s transaction, or in its own (retried)."""
         if conn is not None:
-            return posting(self._journal, conn, *args, **kwargs)
+            return posting(self, conn, *args, **kwargs)
         return run_in_transaction(
             self._engine,
-            lambda c: posting(self._journal, c, *args, **kwargs),
+            lambda c: posting(self, c, *args, **kwargs),
             retries=self._retries,
-        )
-
-    def post(
-        self,
-        conn: Connection,
-        *,
-        business_key: str,
-        kind: str,
-        currency: str,
-        legs: Sequence[Leg],
-        mentor_id: str | None = None,
-        payment_intent_id: str | None = None,
-        payout_request_id: int | None = None,
-        apply_balances: bool = True,
-    ) -> Posting:
-        """Append one balanced journal transaction unless its business key already exists.
-
-        ``apply_balances=False`` is for callers that already moved the materialized balance
-        with a conditional update (payout reservation). Never commits.
-        """
-        return self._journal.post(
-            conn,
-            business_key=business_key,
-            kind=kind,
-            currency=currency,
-            legs=legs,
-            mentor_id=mentor_id,
-            payment_intent_id=payment_intent_id,
-            payout_request_id=payout_request_id,
-            apply_balances=apply_balances,
         )
 
     def _take_back(self, conn: Connection | None, m: Mapping[str, Any], amount: int) -> Any:
@@ -136,7 +106,7 @@ class LedgerService(LedgerQueries):
             )
         in_review = review_reason is not None
         split = rules.capture_split(gross, policy, platform_fee=platform_fee, in_review=in_review)
-        return self._write(
+        return self._run_posting(
             conn,
             postings.record_payment,
             split,
@@ -155,15 +125,15 @@ class LedgerService(LedgerQueries):
         self, payment_intent_id: str, due_at: datetime, *, conn: Connection | None = None
     ) -> None:
         """Schedule automatic release (``release_due``) for a payment."""
-        self._write(conn, postings.set_release_due, payment_intent_id, due_at)
+        self._run_posting(conn, postings.set_release_due, payment_intent_id, due_at)
 
     def release_payment(self, payment_intent_id: str, *, conn: Connection | None = None) -> Posting:
         """Move one payment's remaining mentor share from pending to available, once."""
-        return self._write(conn, postings.release_payment, payment_intent_id)
+        return self._run_posting(conn, postings.release_payment, payment_intent_id)
 
     def release(self, booking_id: str, *, conn: Connection | None = None) -> list[Posting]:
         """The booking's session took place: release all of its payments (one transaction)."""
-        return self._write(conn, postings.release_booking, booking_id)
+        return self._run_posting(conn, postings.release_booking, booking_id)
 
     def release_due(
         self,
@@ -211,7 +181,7 @@ class LedgerService(LedgerQueries):
         What was actually paid is split under ``policy`` (minus anything already refunded, by
         the same cumulative targets a refund uses). Refused while a dispute is open.
         """
-        return self._write(
+        return self._run_posting(
             conn,
             postings.credit_review,
             payment_intent_id,
@@ -228,7 +198,7 @@ class LedgerService(LedgerQueries):
         Recorded as Stripe's cumulative ``amount_refunded`` reaching the amount, so the
         ``charge.refunded`` webhook that follows changes nothing more.
         """
-        return self._write(conn, postings.refund_review, payment_intent_id)
+        return self._run_posting(conn, postings.refund_review, payment_intent_id)
 
     # -- refunds and disputes ---------------------------------------------------------------
 
@@ -246,7 +216,9 @@ class LedgerService(LedgerQueries):
         state, so duplicates and older events arriving late change nothing. Raises
         :class:`CurrencyMismatchError` (permanent) for another currency than the payment's.
         """
-        return self._write(conn, postings.apply_refund_total, payment_intent_id, amount_refunded)
+        return self._run_posting(
+            conn, postings.apply_refund_total, payment_intent_id, amount_refunded
+        )
 
     def apply_refund_failure(
         self,
@@ -270,7 +242,7 @@ class LedgerService(LedgerQueries):
             raise InvalidAmountError(
                 "a failed refund must be positive", amount=amount.amount, currency=amount.currency
             )
-        return self._write(
+        return self._run_posting(
             conn, postings.apply_refund_failure, payment_intent_id, refund_id, amount
         )
 
@@ -287,7 +259,7 @@ class LedgerService(LedgerQueries):
         Each dispute id holds its own share: the payout target of the disputed amount on top of
         what is already reversed or held by other disputes, never more than is still free.
         """
-        return self._write(conn, postings.open_dispute, payment_intent_id, dispute_id, amount)
+        return self._run_posting(conn, postings.open_dispute, payment_intent_id, dispute_id, amount)
 
     def close_dispute(
         self,
@@ -301,7 +273,9 @@ class LedgerService(LedgerQueries):
 
         Only this dispute's own hold and amount move; other open disputes keep theirs.
         """
-        return self._write(conn, postings.close_dispute, payment_intent_id, dispute_id, won=won)
+        return self._run_posting(
+            conn, postings.close_dispute, payment_intent_id, dispute_id, won=won
+        )
 
     # -- payouts ------------------------------------------------------------------------------
 
@@ -309,7 +283,7 @@ class LedgerService(LedgerQueries):
         self, conn: Connection, payout_request_id: int, mentor_id: str, amount: Money
     ) -> Posting:
         """available -> reserved, refused unless available covers it (atomic, race-free)."""
-        return postings.reserve_payout(self._journal, conn, payout_request_id, mentor_id, amount)
+        return postings.reserve_payout(self, conn, payout_request_id, mentor_id, amount)
 
     def settle_payout(
         self,
@@ -322,7 +296,7 @@ class LedgerService(LedgerQueries):
     ) -> Posting:
         """paid: reserved -> withdrawn; returned (failed/cancelled): reserved -> available;
         reversed (a paid transfer came back): withdrawn -> available."""
-        return self._journal.post(
+        return self.post(
             conn,
             business_key=f"payout:{payout_request_id}:{outcome}",
             kind=f"payout_{outcome}",
