@@ -178,21 +178,27 @@ def booking_payment_intents(conn: Connection, booking_id: str) -> list[str]:
 
 # -- disputes, for reconciliation -----------------------------------------------------------------
 
-_DISPUTE_PHASES = ("opened", "won", "lost")
+DisputePhase = Literal["opened", "won", "lost"]
+_DISPUTE_PHASES: tuple[DisputePhase, ...] = ("opened", "won", "lost")
 
 
-def posted_dispute_phases(conn: Connection, dispute_ids: Sequence[str]) -> set[str]:
-    """The business keys ``dispute:{id}:{opened|won|lost}`` the journal holds for these
-    disputes (the ledger's record of which phases it posted)."""
-    keys = [f"dispute:{d}:{phase}" for d in dispute_ids for phase in _DISPUTE_PHASES]
-    posted: set[str] = set()
+def posted_dispute_phases(
+    conn: Connection, dispute_ids: Sequence[str]
+) -> dict[str, set[DisputePhase]]:
+    """For each of these disputes, the phases the ledger posted (opened, won, lost); a dispute
+    the ledger never posted is absent."""
+    phase_of = {
+        f"dispute:{d}:{phase}": (d, phase) for d in dispute_ids for phase in _DISPUTE_PHASES
+    }
+    keys = list(phase_of)
+    posted: dict[str, set[DisputePhase]] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        posted.update(
-            conn.execute(
-                select(_transactions.c.business_key).where(_transactions.c.business_key.in_(chunk))
-            ).scalars()
-        )
+        for key in conn.execute(
+            select(_transactions.c.business_key).where(_transactions.c.business_key.in_(chunk))
+        ).scalars():
+            dispute_id, phase = phase_of[key]
+            posted.setdefault(dispute_id, set()).add(phase)
     return posted
 
 
