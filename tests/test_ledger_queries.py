@@ -10,7 +10,9 @@ from mentorpay.commission import CommissionPolicy
 from mentorpay.ledger import LedgerService
 from mentorpay.ledger.queries import (
     disputes_opened_between,
+    intent_for_charge,
     locked_payment,
+    paid_by,
     posted_dispute_phases,
 )
 from mentorpay.money import Money
@@ -69,3 +71,25 @@ def test_locked_payment_reads_the_state_or_none(engine: Engine) -> None:
     assert state is not None
     assert (state.amount, state.amount_refunded, state.amount_disputed) == (10_000, 1_000, 5_000)
     assert (state.platform_fee, state.mentor_payout, state.status) == (1_000, 9_000, "disputed")
+
+
+def test_intent_for_charge_and_paid_by(engine: Engine) -> None:
+    """A charge finds its payment intent; a booking is paid until its payment is refunded."""
+    ledger = LedgerService(engine)
+    ledger.record_payment(
+        payment_intent_id="pi_c",
+        booking_id="b_c",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=Money(1_000, "GBP"),
+        policy=CommissionPolicy(rate_bps=1000),
+        charge_id="ch_c",
+    )
+    with engine.connect() as conn:
+        assert intent_for_charge(conn, "ch_c") == "pi_c"
+        assert intent_for_charge(conn, "ch_unknown") is None
+        assert paid_by(conn, "b_c") == ("pi_c", "succeeded")
+        assert paid_by(conn, "b_unknown") is None
+    ledger.apply_refund_total("pi_c", Money(1_000, "GBP"))
+    with engine.connect() as conn:
+        assert paid_by(conn, "b_c") is None

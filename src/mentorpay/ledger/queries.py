@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
-from mentorpay.ledger.rules import COMMISSION, SUSPENSE
+from mentorpay.ledger.rules import COMMISSION, SUSPENSE, UNPAID_PAYMENT_STATUSES
 from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
@@ -174,6 +174,33 @@ def booking_payment_intents(conn: Connection, booking_id: str) -> list[str]:
             .order_by(_payments.c.id)
         ).scalars()
     )
+
+
+# -- payments, for the modules that act on them -----------------------------------------------
+
+
+def intent_for_charge(conn: Connection, charge_id: str) -> str | None:
+    """The payment intent of the recorded payment with this charge, if any."""
+    found: str | None = conn.execute(
+        select(_payments.c.payment_intent_id).where(_payments.c.charge_id == charge_id)
+    ).scalar()
+    return found
+
+
+def paid_by(conn: Connection, booking_id: str) -> tuple[str, str] | None:
+    """``(payment_intent_id, status)`` of a payment that leaves the booking paid (a status
+    outside ``UNPAID_PAYMENT_STATUSES``), or None while nothing paid it."""
+    row = conn.execute(
+        select(_payments.c.payment_intent_id, _payments.c.status)
+        .where(
+            and_(
+                _payments.c.booking_id == booking_id,
+                _payments.c.status.not_in(UNPAID_PAYMENT_STATUSES),
+            )
+        )
+        .limit(1)
+    ).first()
+    return None if row is None else (row.payment_intent_id, row.status)
 
 
 # -- disputes, for reconciliation -----------------------------------------------------------------
