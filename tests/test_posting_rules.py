@@ -216,8 +216,7 @@ def play(sim: Sim, events: list[tuple[Any, ...]]) -> None:
 def test_every_plan_balances_and_keeps_the_accounts_equal_to_the_row(
     gross: int, rate: int, events: list[tuple[Any, ...]], destination: bool
 ) -> None:
-    """Any sequence of refunds, failures, disputes and releases: legs sum to zero, the mentor's
-    accounts hold exactly the unreversed share, platform accounts match the row, holds >= 0."""
+    """Any event sequence: legs balance, accounts match the row, holds stay >= 0."""
     sim = Sim(state(gross, rate, destination=destination))
     sim.check()
     play(sim, events)
@@ -227,8 +226,7 @@ def test_every_plan_balances_and_keeps_the_accounts_equal_to_the_row(
 def test_refunds_in_any_order_reverse_the_split_by_cumulative_targets(
     gross: int, rate: int, events: list[tuple[Any, ...]], rnd: Random
 ) -> None:
-    """Refund totals and failures in any order end in one state, whose reversal is the target
-    round(P * R / G) of the effective total R = clamp(max refunded - failed, 0, G)."""
+    """Refunds and failures in any order reverse round(P * R / G) of R = max refunded - failed."""
     first: dict[str, int] = {}
     for ev in events:  # one amount per refund id, whatever order its events arrive in
         if ev[0] == "fail":
@@ -253,8 +251,7 @@ def test_refunds_in_any_order_reverse_the_split_by_cumulative_targets(
 def test_partial_refunds_up_to_the_gross_reverse_exactly_fee_and_payout(
     gross: int, rate: int, steps: list[int]
 ) -> None:
-    """Rising partial refunds ending at the gross reverse exactly the original fee and payout;
-    the mentor's accounts end at zero and so does clearing."""
+    """Partial refunds reaching the gross reverse exactly the original fee and payout."""
     sim = Sim(state(gross, rate))
     total = 0
     for step in steps:
@@ -273,8 +270,7 @@ def test_partial_refunds_up_to_the_gross_reverse_exactly_fee_and_payout(
 def test_a_released_payment_leaves_nothing_in_pending(
     gross: int, rate: int, events: list[tuple[Any, ...]]
 ) -> None:
-    """DESIGN.md 5: in every order of events, a released payment leaves nothing in pending
-    (once its disputes are closed)."""
+    """In every order of events, a released payment leaves nothing in pending (DESIGN.md 5)."""
     sim = Sim(state(gross, rate))
     play(sim, [*events, ("release",)])
     for dispute_id in list(sim.disputes):
