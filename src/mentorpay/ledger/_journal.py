@@ -108,12 +108,14 @@ class Journal:
             )
         return state
 
-    def _update_payment(self, conn: Connection, s: PaymentState, values: dict[str, Any]) -> None:
-        """Write a rule's new columns on the payment row (with ``updated_at``)."""
+    def _update_payment(
+        self, conn: Connection, s: PaymentState, values: dict[str, Any], now: datetime | None = None
+    ) -> None:
+        """Write a rule's new columns on the payment row, stamped ``now`` (default: the clock)."""
         conn.execute(
             update(_payments)
             .where(_payments.c.id == s.id)
-            .values(**values, updated_at=self._clock())
+            .values(**values, updated_at=now or self._clock())
         )
 
     def _shrink_holds(self, conn: Connection, payment_intent_id: str, amount: int) -> None:
@@ -140,10 +142,12 @@ class Journal:
         key: str,
         kind: str,
         mentor_id: str | None,
+        now: datetime | None = None,
     ) -> Posting:
         """Write a plan: shrink the holds it consumed, post its legs under ``key`` (unless it
         has none), then update the payment row. The returned posting carries the plan's
-        amount; ``mentor_id`` is the one the journal transaction names."""
+        amount; ``mentor_id`` is the one the journal transaction names, ``now`` the row's
+        ``updated_at`` when the effect stamped other rows with it."""
         if plan.from_held:
             self._shrink_holds(conn, s.payment_intent_id, plan.from_held)
         posting = Posting(key, created=False)
@@ -157,5 +161,5 @@ class Journal:
                 payment_intent_id=s.payment_intent_id,
                 legs=plan.legs,
             )
-        self._update_payment(conn, s, plan.updates)
+        self._update_payment(conn, s, plan.updates, now)
         return Posting(key, posting.created, posting.transaction_id, Money(plan.amount, s.currency))

@@ -149,10 +149,11 @@ def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Postin
     """Pending -> available for one payment's free share, once."""
     s = j._lock(c, payment_intent_id)
     key = f"release:{payment_intent_id}"
-    plan = rules.release(s, j._clock())
+    now = j._clock()
+    plan = rules.release(s, now)
     if plan is None:
         return Posting(key, created=False)
-    return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id)
+    return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
 
 
 def release_booking(j: Journal, c: Connection, booking_id: str) -> list[Posting]:
@@ -272,8 +273,9 @@ def open_dispute(
     )
     if opening.plan is None:
         return Posting(key, created=False)
+    mentor = s.mentor_id or None
     return j._write_plan(
-        c, s, opening.plan, key=key, kind="dispute_opened", mentor_id=s.mentor_id or None
+        c, s, opening.plan, key=key, kind="dispute_opened", mentor_id=mentor, now=now
     )
 
 
@@ -290,15 +292,13 @@ def close_dispute(
     if dispute is None or dispute.status != "open":
         return Posting(key, created=False)
     # Closed first, so taking back a shortfall never shrinks its own hold.
+    now = j._clock()
     c.execute(
-        update(_disputes)
-        .where(_disputes.c.id == dispute_id)
-        .values(status=outcome, updated_at=j._clock())
+        update(_disputes).where(_disputes.c.id == dispute_id).values(status=outcome, updated_at=now)
     )
     plan = rules.dispute_closed(s, held=dispute.held, disputed=dispute.amount, won=won)
-    return j._write_plan(
-        c, s, plan, key=key, kind=f"dispute_{outcome}", mentor_id=s.mentor_id or None
-    )
+    kind = f"dispute_{outcome}"
+    return j._write_plan(c, s, plan, key=key, kind=kind, mentor_id=s.mentor_id or None, now=now)
 
 
 def reserve_payout(
