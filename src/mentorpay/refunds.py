@@ -57,7 +57,8 @@ from mentorpay.gateway import (
     outcome_unknown,
     refund_idempotency_key,
 )
-from mentorpay.models import payments_table as _payments
+from mentorpay.ledger.queries import locked_payment
+from mentorpay.ledger.state import PaymentState
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.money import Money, check_charge_amount
 
@@ -105,7 +106,7 @@ def request_status(stripe_status: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class _Claim:
     request: Row[Any]
-    payment: Row[Any]
+    payment: PaymentState
 
 
 class RefundService:
@@ -181,9 +182,7 @@ class RefundService:
         """Find the request this call repeats, or claim a new one (one transaction)."""
         # Locking the payment serializes claims for it, so concurrent retries of an unknown
         # request all find it instead of each claiming a new refund.
-        payment = conn.execute(
-            select(_payments).where(_payments.c.payment_intent_id == pi).with_for_update()
-        ).first()
+        payment = locked_payment(conn, pi)
         if payment is None:
             raise PaymentNotFoundError(f"no payment recorded for {pi}", payment_intent_id=pi)
         now = self._clock()
@@ -239,7 +238,7 @@ class RefundService:
         self,
         conn: Connection,
         found: Row[Any],
-        payment: Row[Any],
+        payment: PaymentState,
         amount: Money | None,
         now: datetime,
         *,
@@ -345,7 +344,7 @@ class RefundService:
         run_in_transaction(self._engine, do, retries=self._config.db_retries)
 
 
-def _refundable(payment: Row[Any], amount: Money | None) -> Money:
+def _refundable(payment: PaymentState, amount: Money | None) -> Money:
     """The amount to refund, checked against what the payment has left (nothing is written)."""
     pi, currency = payment.payment_intent_id, payment.currency
     # Refunds and lost disputes both returned money to the payer; neither can be refunded.

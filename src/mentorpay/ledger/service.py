@@ -1,0 +1,307 @@
+"""``LedgerService``, the ledger's public facade: each method runs one posting of
+:mod:`mentorpay.ledger.postings` (in the caller's transaction, or its own retried one) or one
+read of :mod:`mentorpay.ledger.queries`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from mentorpay._clock import utcnow
+from mentorpay.commission import CommissionPolicy
+from mentorpay.db import DEFAULT_RETRIES, run_in_transaction
+from mentorpay.errors import InvalidAmountError, InvalidRequestError
+from mentorpay.ledger import postings, queries, rules
+from mentorpay.ledger._journal import Journal
+from mentorpay.ledger.queries import LedgerQueries
+from mentorpay.ledger.rules import PayoutOutcome
+from mentorpay.ledger.state import PaymentState
+from mentorpay.ledger.views import PaymentOutcome, Posting
+from mentorpay.money import Money
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class LedgerService(LedgerQueries, Journal):
+    """Postings and queries over mentorpay's journal. See the package docstring for the rules.
+
+    Posting methods take an optional ``conn``: given one, they run inside the caller's
+    transaction and never commit; without one, in their own, retried on serialization failures.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        Journal.__init__(self, clock)
+        self._engine = engine
+        self._retries = retries
+
+    def _run_posting(
+        self,
+        conn: Connection | None,
+        posting: Callable[Concatenate[Journal, Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run one posting in ``conn``'s transaction, or in its own (retried)."""
+        if conn is not None:
+            return posting(self, conn, *args, **kwargs)
+        return run_in_transaction(
+            self._engine,
+            lambda c: posting(self, c, *args, **kwargs),
+            retries=self._retries,
+        )
+
+    def _take_back(self, conn: Connection | None, m: Mapping[str, Any], amount: int) -> Any:
+        # Compatibility for tests that probe the take-back rule; see rules.take_back.
+        return rules.take_back(PaymentState.from_mapping(m), amount)
+
+    # -- payments -----------------------------------------------------------------------------
+
+    def record_payment(
+        self,
+        *,
+        payment_intent_id: str,
+        booking_id: str,
+        mentor_id: str,
+        mentee_id: str,
+        gross: Money,
+        policy: CommissionPolicy,
+        checkout_session_id: str | None = None,
+        charge_id: str | None = None,
+        release_due_at: datetime | None = None,
+        destination: str | None = None,
+        platform_fee: Money | None = None,
+        review_reason: str | None = None,
+        conn: Connection | None = None,
+    ) -> PaymentOutcome:
+        """Record a succeeded payment and credit the mentor's pending balance, exactly once.
+
+        ``review_reason``: the payment disagreed with its booking. Its money goes to the
+        platform's suspense account and no mentor is credited (stored as a split with the whole
+        gross on the platform's side, so refunds and disputes of it reverse suspense) until
+        :meth:`credit_review` or a refund settles it.
+
+        A second call for the same payment intent writes nothing and returns ``created=False``.
+        ``release_due_at`` schedules the automatic release (``release_due``) after a hold.
+
+        ``destination``: a Connect destination charge, whose mentor share Stripe transferred to
+        that connected account at capture. The share is posted straight to withdrawn (there is
+        nothing to release or pay out again) and refunds take it back from there, as Stripe's
+        ``reverse_transfer`` does. ``platform_fee``: the fee Stripe actually kept (a destination
+        charge's application fee), recorded instead of recomputing it from ``policy``.
+        """
+        if not gross.is_positive():
+            raise InvalidAmountError(
+                "a payment must be positive", amount=gross.amount, currency=gross.currency
+            )
+        in_review = review_reason is not None
+        split = rules.capture_split(gross, policy, platform_fee=platform_fee, in_review=in_review)
+        return self._run_posting(
+            conn,
+            postings.record_payment,
+            split,
+            payment_intent_id=payment_intent_id,
+            booking_id=booking_id,
+            mentor_id=mentor_id,
+            mentee_id=mentee_id,
+            checkout_session_id=checkout_session_id,
+            charge_id=charge_id,
+            release_due_at=release_due_at,
+            destination=None if in_review else destination,
+            review_reason=review_reason,
+        )
+
+    def set_release_due(
+        self, payment_intent_id: str, due_at: datetime, *, conn: Connection | None = None
+    ) -> None:
+        """Schedule automatic release (``release_due``) for a payment."""
+        self._run_posting(conn, postings.set_release_due, payment_intent_id, due_at)
+
+    def release_payment(self, payment_intent_id: str, *, conn: Connection | None = None) -> Posting:
+        """Move one payment's remaining mentor share from pending to available, once."""
+        return self._run_posting(conn, postings.release_payment, payment_intent_id)
+
+    def release(self, booking_id: str, *, conn: Connection | None = None) -> list[Posting]:
+        """The booking's session took place: release all of its payments (one transaction)."""
+        return self._run_posting(conn, postings.release_booking, booking_id)
+
+    def release_due(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = 500,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[Posting]:
+        """Release every payment whose hold period has elapsed, one transaction per payment.
+
+        ``progress(done, total, "releasing")`` is called after each payment (the total is
+        counted once at the start, only when ``progress`` is given)."""
+        cutoff = now or self._clock()
+        if cutoff.tzinfo is None:
+            raise InvalidRequestError("release_due needs an aware datetime (tzinfo=UTC)")
+        total = done = 0
+        if progress is not None:
+            total = queries.count_due(self._engine, cutoff)
+        released: list[Posting] = []
+        for intents in queries.due_batches(self._engine, cutoff, batch):
+            for pi in intents:
+                posting = self.release_payment(pi)
+                if posting.created:
+                    released.append(posting)
+                if progress is not None:
+                    done += 1
+                    progress(done, max(total, done), "releasing")
+        return released
+
+    # -- payments parked for review ------------------------------------------------------------
+
+    def credit_review(
+        self,
+        payment_intent_id: str,
+        *,
+        booking_id: str,
+        mentor_id: str,
+        mentee_id: str,
+        policy: CommissionPolicy,
+        release_due_at: datetime | None = None,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """An operator accepts a reviewed payment for a booking: suspense -> fee + mentor share.
+
+        What was actually paid is split under ``policy`` (minus anything already refunded, by
+        the same cumulative targets a refund uses). Refused while a dispute is open.
+        """
+        return self._run_posting(
+            conn,
+            postings.credit_review,
+            payment_intent_id,
+            booking_id=booking_id,
+            mentor_id=mentor_id,
+            mentee_id=mentee_id,
+            policy=policy,
+            release_due_at=release_due_at,
+        )
+
+    def refund_review(self, payment_intent_id: str, *, conn: Connection | None = None) -> Posting:
+        """Stripe accepted the refund of a whole reviewed payment: suspense -> back to the payer.
+
+        Recorded as Stripe's cumulative ``amount_refunded`` reaching the amount, so the
+        ``charge.refunded`` webhook that follows changes nothing more.
+        """
+        return self._run_posting(conn, postings.refund_review, payment_intent_id)
+
+    # -- refunds and disputes ---------------------------------------------------------------
+
+    def apply_refund_total(
+        self,
+        payment_intent_id: str,
+        amount_refunded: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Bring the ledger up to Stripe's cumulative ``amount_refunded`` for the charge.
+
+        Only a new high of ``amount_refunded`` changes anything; the ledger then moves to the new
+        effective refund total (see the package docstring), under a key naming the cumulative
+        state, so duplicates and older events arriving late change nothing. Raises
+        :class:`CurrencyMismatchError` (permanent) for another currency than the payment's.
+        """
+        return self._run_posting(
+            conn, postings.apply_refund_total, payment_intent_id, amount_refunded
+        )
+
+    def apply_refund_failure(
+        self,
+        payment_intent_id: str,
+        refund_id: str,
+        amount: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """A refund failed or was canceled at Stripe: undo its ledger effect, exactly once.
+
+        The failure is counted once per ``refund_id`` (business key ``refund_failed:{id}``,
+        written even when nothing moves, so it is remembered). It takes the effective refund
+        total down (see the package docstring): the payer's money comes back to clearing, the
+        commission back to the platform, the mentor's share back to pending (unreleased) or
+        available (released). The returned posting's ``amount`` is what was un-refunded; 0 when
+        the failure overtook its ``charge.refunded``. Raises :class:`CurrencyMismatchError`
+        (permanent) for another currency than the payment's.
+        """
+        if not amount.is_positive():
+            raise InvalidAmountError(
+                "a failed refund must be positive", amount=amount.amount, currency=amount.currency
+            )
+        return self._run_posting(
+            conn, postings.apply_refund_failure, payment_intent_id, refund_id, amount
+        )
+
+    def open_dispute(
+        self,
+        payment_intent_id: str,
+        dispute_id: str,
+        amount: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Freeze this dispute's share of the mentor's money (free share -> held), once.
+
+        Each dispute id holds its own share: the payout target of the disputed amount on top of
+        what is already reversed or held by other disputes, never more than is still free.
+        """
+        return self._run_posting(conn, postings.open_dispute, payment_intent_id, dispute_id, amount)
+
+    def close_dispute(
+        self,
+        payment_intent_id: str,
+        dispute_id: str,
+        *,
+        won: bool,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Settle one dispute: won gives its hold back; lost reverses its amount like a refund.
+
+        Only this dispute's own hold and amount move; other open disputes keep theirs.
+        """
+        return self._run_posting(
+            conn, postings.close_dispute, payment_intent_id, dispute_id, won=won
+        )
+
+    # -- payouts ------------------------------------------------------------------------------
+
+    def reserve_payout(
+        self, conn: Connection, payout_request_id: int, mentor_id: str, amount: Money
+    ) -> Posting:
+        """available -> reserved, refused unless available covers it (atomic, race-free)."""
+        return postings.reserve_payout(self, conn, payout_request_id, mentor_id, amount)
+
+    def settle_payout(
+        self,
+        conn: Connection,
+        payout_request_id: int,
+        mentor_id: str,
+        amount: Money,
+        *,
+        outcome: PayoutOutcome,
+    ) -> Posting:
+        """paid: reserved -> withdrawn; returned (failed/cancelled): reserved -> available;
+        reversed (a paid transfer came back): withdrawn -> available."""
+        return self.post(
+            conn,
+            business_key=f"payout:{payout_request_id}:{outcome}",
+            kind=f"payout_{outcome}",
+            currency=amount.currency,
+            mentor_id=mentor_id,
+            payout_request_id=payout_request_id,
+            legs=rules.payout_legs(mentor_id, amount.amount, outcome),
+        )
