@@ -36,42 +36,61 @@ EQUIVALENT_FILE = ROOT / "scripts" / "mutation_equivalent.txt"
 
 # module -> the test files that exercise it, fastest and most direct first (pytest -x stops at
 # the first failure, so a killed mutant costs only the tests up to the one that notices).
+_LEDGER_TESTS = [
+    "tests/test_posting_rules.py",
+    "tests/test_mutation_ledger.py",
+    "tests/test_ledger.py",
+    "tests/test_refunds.py",
+    "tests/test_payouts.py",
+    "tests/test_reconcile.py",
+    "tests/test_flow.py",
+    "tests/test_ledger_properties.py",
+    "tests/test_webhook_truth.py",
+    "tests/test_payment_review.py",
+    "tests/test_dispute_holds.py",
+    "tests/test_refund_failures.py",
+    "tests/test_payment_lifecycle_orderings.py",
+]
+_WEBHOOK_TESTS = [
+    "tests/test_mutation_webhooks.py",
+    "tests/test_webhooks_kit.py",
+    "tests/test_webhooks.py",
+    "tests/test_webhook_truth.py",
+    "tests/test_webhook_attacker.py",
+    "tests/test_stripe_shapes.py",
+    "tests/test_checkout_delayed_payment.py",
+    "tests/test_refund_failures.py",
+    "tests/test_flow.py",
+    "tests/test_webhooks_orderings.py",
+]
+# Module names are dotted below mentorpay: "ledger.rules" is src/mentorpay/ledger/rules.py.
 MODULE_TESTS: dict[str, list[str]] = {
     "money": [
         "tests/test_mutation_money.py",
         "tests/test_money.py",
         "tests/test_commission.py",
     ],
+    "_currencies": ["tests/test_mutation_money.py", "tests/test_money.py"],
     "commission": [
         "tests/test_mutation_money.py",
         "tests/test_commission.py",
         "tests/test_money.py",
     ],
-    "ledger": [
-        "tests/test_mutation_ledger.py",
-        "tests/test_ledger.py",
-        "tests/test_refunds.py",
-        "tests/test_payouts.py",
-        "tests/test_reconcile.py",
-        "tests/test_flow.py",
-        "tests/test_ledger_properties.py",
-        "tests/test_webhook_truth.py",
-        "tests/test_payment_review.py",
-        "tests/test_dispute_holds.py",
-        "tests/test_refund_failures.py",
-        "tests/test_payment_lifecycle_orderings.py",
-    ],
-    "webhooks": [
-        "tests/test_mutation_webhooks.py",
-        "tests/test_webhooks_kit.py",
-        "tests/test_webhooks.py",
-        "tests/test_webhook_truth.py",
-        "tests/test_webhook_attacker.py",
-        "tests/test_stripe_shapes.py",
-        "tests/test_checkout_delayed_payment.py",
-        "tests/test_flow.py",
-        "tests/test_webhooks_orderings.py",
-    ],
+    "ledger.rules": _LEDGER_TESTS,
+    "ledger.state": _LEDGER_TESTS,
+    "ledger.postings": _LEDGER_TESTS,
+    "ledger._journal": _LEDGER_TESTS,
+    "ledger.queries": _LEDGER_TESTS,
+    "ledger.verify": _LEDGER_TESTS,
+    "webhooks.processor": _WEBHOOK_TESTS,
+    "webhooks._inbox": _WEBHOOK_TESTS,
+    "webhooks._deferral": _WEBHOOK_TESTS,
+    "webhooks._signature": _WEBHOOK_TESTS,
+    "webhooks.handlers.payments": _WEBHOOK_TESTS,
+    "webhooks.handlers.refunds": _WEBHOOK_TESTS,
+    "webhooks.handlers.disputes": _WEBHOOK_TESTS,
+    "webhooks.handlers._common": _WEBHOOK_TESTS,
+    "stripe_objects": _WEBHOOK_TESTS,
     "payment_truth": [
         "tests/test_payment_truth.py",
         "tests/test_webhook_truth.py",
@@ -82,6 +101,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_webhook_truth.py",
         "tests/test_cli_payments.py",
     ],
+    "payouts.rules": ["tests/test_payout_rules.py", "tests/test_payouts.py"],
 }
 DEFAULT_MODULES = list(MODULE_TESTS)
 TEST_OVERRIDE: list[str] = []  # --tests
@@ -264,9 +284,14 @@ def _replace(tree: ast.AST, target: ast.AST, new: ast.AST) -> None:
                         return
 
 
+def module_path(module: str) -> Path:
+    """The file of ``mentorpay.<module>``; ``ledger.rules`` is src/mentorpay/ledger/rules.py."""
+    return SRC / "mentorpay" / (module.replace(".", "/") + ".py")
+
+
 def generate(module: str, functions: set[str] | None = None) -> list[Mutant]:
     """Every mutant of ``mentorpay.<module>`` (optionally only inside the named functions)."""
-    path = SRC / "mentorpay" / f"{module}.py"
+    path = module_path(module)
     source = path.read_text()
     tree = ast.parse(source)
     lines = source.splitlines()
@@ -368,9 +393,7 @@ def run_child(module: str, code: CodeType | None, extra: list[str], timeout: flo
             sys.path.insert(0, str(SRC))
             if code is not None:
                 name = f"mentorpay.{module}"
-                sys.meta_path.insert(
-                    0, _MutantLoader(name, SRC / "mentorpay" / f"{module}.py", code)
-                )
+                sys.meta_path.insert(0, _MutantLoader(name, module_path(module), code))
             import pytest
 
             rc = pytest.main(_pytest_args(module, extra))

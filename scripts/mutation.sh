@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing: scripts/mutation.sh [module ...] [--sample N] [--seed S] [--budget SECONDS]
-# Modules: money commission ledger webhooks payment_truth payments (default: all). Runs at low CPU priority; see
+# Modules: dotted names below mentorpay, e.g. money ledger.rules webhooks.processor (default: all;
+# see MODULE_TESTS in scripts/mutation.py). Runs at low CPU priority; see
 # scripts/mutation.py for how it works and README.md ("Mutation testing") for the goals.
 set -euo pipefail
 cd "$(dirname "$0")/.."

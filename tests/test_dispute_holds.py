@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from mentorpay import CommissionPolicy, Money
-from mentorpay.ledger import AVAILABLE, LedgerService
+from mentorpay.ledger import AVAILABLE, LedgerService, PaymentState, rules
 
 GBP = "GBP"
 
@@ -58,7 +58,7 @@ def test_a_one_unit_hold_is_consumed_by_a_refund(engine: Engine) -> None:
     assert ledger.verify().ok
 
 
-def test_taking_more_than_the_share_overdraws_available(engine: Engine) -> None:
+def test_taking_more_than_the_share_overdraws_available() -> None:
     """Kills the overflow leg (`if overflow` -> `not`, its sign): reached by bad data only."""
     state = {
         "mentor_id": "m1",
@@ -69,6 +69,6 @@ def test_taking_more_than_the_share_overdraws_available(engine: Engine) -> None:
         "destination": None,
         "released_at": None,
     }
-    legs, from_held = LedgerService(engine)._take_back(None, state, 80)  # type: ignore[arg-type]
+    legs, from_held = rules.take_back(PaymentState.from_mapping(state), 80)
     assert from_held == 0
     assert legs == [("mentor_pending", "m1", -50), (AVAILABLE, "m1", -30)]

@@ -20,7 +20,8 @@ from mentorpay.bookings import BookingSource
 from mentorpay.config import MentorpayConfig
 from mentorpay.errors import BookingNotFoundError, ConflictError, InvalidRequestError
 from mentorpay.events import Effect
-from mentorpay.gateway import PaymentGateway, _key
+from mentorpay.gateway import PaymentGateway
+from mentorpay.gateway.keys import _key
 from mentorpay.ledger import LedgerService, PaymentRecord
 
 __all__ = ["PaymentReviewService", "ReviewAction", "review_refund_idempotency_key"]

@@ -46,6 +46,7 @@ from mentorpay.gateway import (
     checkout_idempotency_key,
     outcome_unknown,
 )
+from mentorpay.ledger.queries import paid_by
 from mentorpay.money import Money
 
 __all__ = ["CheckoutService"]
@@ -141,12 +142,13 @@ class CheckoutService:
         """Inside one transaction: refuse if paid, else find a session to reuse or adopt,
         sessions to retire, or claim a new attempt."""
         booking = request.booking
-        paid = sessions.paid_payment(conn, booking.id)
+        paid = paid_by(conn, booking.id)
         if paid is not None:
+            paid_intent, paid_status = paid
             raise AlreadyPaidError(
-                f"booking {booking.id} is already paid ({paid.status})",
+                f"booking {booking.id} is already paid ({paid_status})",
                 booking_id=booking.id,
-                payment_intent_id=paid.payment_intent_id,
+                payment_intent_id=paid_intent,
             )
         rows = sessions.booking_sessions(conn, booking.id)
         pending = next((r for r in rows if r.status == AWAITING_PAYMENT), None)

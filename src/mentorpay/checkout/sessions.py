@@ -17,9 +17,7 @@ from mentorpay.checkout.request import ABANDONED, CREATING, OPEN, CheckoutReques
 from mentorpay.db import insert_for
 from mentorpay.errors import ConflictError
 from mentorpay.gateway import GatewayCheckoutSession
-from mentorpay.ledger import UNPAID_PAYMENT_STATUSES
 from mentorpay.models import checkout_sessions_table as _sessions
-from mentorpay.models import payments_table as _payments
 
 __all__ = [
     "booking_sessions",
@@ -27,25 +25,8 @@ __all__ = [
     "delete_claim",
     "finalize",
     "mark",
-    "paid_payment",
     "set_claim_status",
 ]
-
-
-def paid_payment(conn: Connection, booking_id: str) -> Row[Any, Any] | None:
-    """A payment that leaves ``booking_id`` paid, if any (the payments table is the ledger's)."""
-    return conn.execute(
-        select(_payments.c.payment_intent_id, _payments.c.status)
-        .where(
-            and_(
-                _payments.c.booking_id == booking_id,
-                # UNPAID_PAYMENT_STATUSES includes "failed", which no code writes to a payment
-                # row (issue 10): kept as is, no behaviour change here.
-                _payments.c.status.not_in(UNPAID_PAYMENT_STATUSES),
-            )
-        )
-        .limit(1)
-    ).first()
 
 
 def booking_sessions(conn: Connection, booking_id: str) -> list[Row[Any]]:

@@ -14,7 +14,6 @@ implementation on the official SDK.
 """
 
 from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
-from mentorpay.gateway.keys import _key as _key  # payments.py builds its own keys with it
 from mentorpay.gateway.keys import (
     checkout_expire_idempotency_key,
     checkout_idempotency_key,

@@ -1,9 +1,6 @@
 """The ledger's SQL: the posting path's statements, built once per dialect and run on the
 driver, and the prebuilt Core selects the service locks and reads rows with."""
 
-# Table and column names are this module's constants, never input: S608 does not apply.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 from collections.abc import Callable

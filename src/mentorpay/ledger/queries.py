@@ -247,6 +247,40 @@ def disputes_opened_between(
     return [(key.split(":")[1], pi) for key, pi in rows]
 
 
+# -- payments, for reconciliation ------------------------------------------------------------------
+
+
+def payments_by_intent(conn: Connection, intents: Sequence[str]) -> dict[str, Any]:
+    """The payment rows of these payment intents, by payment intent id."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(intents), _CHUNK):
+        chunk = intents[start : start + _CHUNK]
+        for row in conn.execute(select(_payments).where(_payments.c.payment_intent_id.in_(chunk))):
+            found[row.payment_intent_id] = row
+    return found
+
+
+def payments_created(conn: Connection, since: datetime, until: datetime) -> list[Any]:
+    """Payments recorded in ``[since, until)`` (every status: nothing writes "failed")."""
+    period = and_(_payments.c.created_at >= since, _payments.c.created_at < until)
+    return list(conn.execute(select(_payments).where(period)).all())
+
+
+def payments_refunded(conn: Connection, since: datetime, until: datetime) -> list[Any]:
+    """Payments with refunds applied, updated in ``[since, until)``."""
+    return list(
+        conn.execute(
+            select(_payments).where(
+                and_(
+                    _payments.c.amount_refunded > 0,
+                    _payments.c.updated_at >= since,
+                    _payments.c.updated_at < until,
+                )
+            )
+        ).all()
+    )
+
+
 class LedgerQueries:
     """The read half of :class:`~mentorpay.ledger.service.LedgerService` (which inherits it)."""
 

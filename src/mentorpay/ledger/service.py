@@ -4,9 +4,9 @@ read of :mod:`mentorpay.ledger.queries`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -19,7 +19,6 @@ from mentorpay.ledger import postings, queries, rules
 from mentorpay.ledger._journal import Journal
 from mentorpay.ledger.queries import LedgerQueries
 from mentorpay.ledger.rules import PayoutOutcome
-from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.views import PaymentOutcome, Posting
 from mentorpay.money import Money
 
@@ -60,10 +59,6 @@ class LedgerService(LedgerQueries, Journal):
             lambda c: posting(self, c, *args, **kwargs),
             retries=self._retries,
         )
-
-    def _take_back(self, conn: Connection | None, m: Mapping[str, Any], amount: int) -> Any:
-        # Compatibility for tests that probe the take-back rule; see rules.take_back.
-        return rules.take_back(PaymentState.from_mapping(m), amount)
 
     # -- payments -----------------------------------------------------------------------------
 

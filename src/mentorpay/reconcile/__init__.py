@@ -28,9 +28,9 @@ deterministic (``evt_reconcile_<object id>[_<state>]``), so running twice replay
 Mismatches and facts missing at Stripe are only reported: they need a human.
 
 Layout: :mod:`.report` (what a run reports), one module per comparison (:mod:`.payments`,
-:mod:`.refunds`, :mod:`.disputes`, :mod:`.transfers`), the ledger's tables read only in
-:mod:`._ledger_reads` (payout requests through :mod:`mentorpay.payouts.storage`), and
-:mod:`.service` (:class:`Reconciler`).
+:mod:`.refunds`, :mod:`.disputes`, :mod:`.transfers`) and :mod:`.service` (:class:`Reconciler`).
+It reads no table itself: the ledger's through :mod:`mentorpay.ledger.queries`, payout requests
+through :mod:`mentorpay.payouts.storage`.
 """
 
 from mentorpay.reconcile.report import (

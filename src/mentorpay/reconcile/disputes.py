@@ -13,12 +13,13 @@ from mentorpay.gateway import (
     GatewayPaymentIntent,
     is_missing_resource,
 )
-from mentorpay.reconcile._common import Found, Scope, money
-from mentorpay.reconcile._ledger_reads import (
-    _locally_opened_disputes,
+from mentorpay.ledger.queries import (
+    DisputePhase,
+    disputes_opened_between,
     payments_by_intent,
-    posted_keys,
+    posted_dispute_phases,
 )
+from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile.report import Discrepancy, KindReport
 
 __all__ = ["check_disputes"]
@@ -46,9 +47,8 @@ def check_disputes(
             for d in disputes
             if d.payment_intent_id in ours or d.payment_intent_id in local_payments
         ]
-        keys = [f"dispute:{d.id}:{phase}" for d in disputes for phase in ("opened", "won", "lost")]
-        posted = posted_keys(conn, keys)
-        local_opened = _locally_opened_disputes(conn, scope.since, scope.until)
+        posted = posted_dispute_phases(conn, [d.id for d in disputes])
+        local_opened = disputes_opened_between(conn, scope.since, scope.until)
     report.checked = len(disputes)
     for dispute in disputes:
         _compare_dispute(dispute, posted, report, events)
@@ -74,12 +74,13 @@ def check_disputes(
 
 def _compare_dispute(
     dispute: GatewayDispute,
-    posted: set[str],
+    posted: Mapping[str, set[DisputePhase]],
     report: KindReport,
     events: Found,
 ) -> None:
     amount = money(dispute.amount, dispute.currency)
-    if f"dispute:{dispute.id}:opened" not in posted:
+    phases = posted.get(dispute.id, set())
+    if "opened" not in phases:
         item = Discrepancy(
             "disputes",
             "missing_in_ledger",
@@ -98,7 +99,7 @@ def _compare_dispute(
     # and a prevented dispute kept the money, so they are "won".
     outcome = "lost" if dispute.status == "lost" else "won"
     other = "lost" if outcome == "won" else "won"
-    if f"dispute:{dispute.id}:{other}" in posted:
+    if other in phases:
         report.add(
             Discrepancy(
                 "disputes",
@@ -109,7 +110,7 @@ def _compare_dispute(
                 payment_intent_id=dispute.payment_intent_id,
             )
         )
-    elif f"dispute:{dispute.id}:{outcome}" not in posted:
+    elif outcome not in phases:
         item = Discrepancy(
             "disputes",
             "missing_in_ledger",

@@ -14,8 +14,8 @@ from mentorpay.gateway import (
     PaymentGateway,
     is_missing_resource,
 )
+from mentorpay.ledger.queries import payments_by_intent, payments_refunded
 from mentorpay.reconcile._common import Found, Scope, money
-from mentorpay.reconcile._ledger_reads import payments_by_intent, payments_refunded
 from mentorpay.reconcile.report import Discrepancy, KindReport
 
 __all__ = ["check_refunds"]

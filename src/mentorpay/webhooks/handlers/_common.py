@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
@@ -15,7 +14,7 @@ from mentorpay.db import ID_MAX
 from mentorpay.errors import WebhookPayloadError
 from mentorpay.events import EventEnvelope, HandlerResult
 from mentorpay.ledger import LedgerService
-from mentorpay.models import payments_table as _payments
+from mentorpay.ledger.queries import intent_for_charge
 from mentorpay.money import Money
 
 __all__ = ["Booking", "Defer", "DeferringHandlers", "booking", "fee", "intent_for"]
@@ -86,7 +85,4 @@ def intent_for(conn: Connection, pi: str | None, charge_id: str | None) -> str |
         return pi
     if charge_id is None:
         return None
-    found: str | None = conn.execute(
-        select(_payments.c.payment_intent_id).where(_payments.c.charge_id == charge_id)
-    ).scalar()
-    return found
+    return intent_for_charge(conn, charge_id)

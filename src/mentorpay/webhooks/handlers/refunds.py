@@ -38,7 +38,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
-from mentorpay.models import payments_table as _payments
+from mentorpay.ledger.queries import intent_for_charge
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.refunds import REQUEST_METADATA_KEY, request_status
 from mentorpay.stripe_objects import ChargeObject, RefundObject, event_money, parse_object
@@ -165,9 +165,7 @@ class RefundEventHandlers(DeferringHandlers):
             return refund.payment_intent
         found: str | None = None
         if refund.charge is not None:
-            found = conn.execute(
-                select(_payments.c.payment_intent_id).where(_payments.c.charge_id == refund.charge)
-            ).scalar()
+            found = intent_for_charge(conn, refund.charge)
         if found is None:
             found = conn.execute(
                 select(_requests.c.payment_intent_id).where(_requests.c.refund_id == refund.id)
