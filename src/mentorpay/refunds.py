@@ -62,7 +62,14 @@ from mentorpay.ledger.state import PaymentState
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.money import Money, check_charge_amount
 
-__all__ = ["RefundResult", "RefundService"]
+__all__ = [
+    "REQUEST_METADATA_KEY",
+    "RefundResult",
+    "RefundService",
+    "advance_request",
+    "request_intent",
+    "request_status",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,63 @@ def request_status(stripe_status: str | None) -> str:
     if stripe_status in ("succeeded", "failed", "canceled"):
         return stripe_status
     return "pending"
+
+
+#: A request row moves to a status only from the ones before it (refund events arrive in any order).
+_FROM: dict[str, tuple[str, ...]] = {
+    "pending": ("creating",),
+    "succeeded": ("creating", "pending"),
+    "failed": ("creating", "pending", "succeeded"),
+    "canceled": ("creating", "pending", "succeeded"),
+}
+
+
+def request_intent(conn: Connection, refund_id: str) -> str | None:
+    """The payment intent of mentorpay's request that Stripe's refund ``refund_id`` answered."""
+    found: str | None = conn.execute(
+        select(_requests.c.payment_intent_id).where(_requests.c.refund_id == refund_id)
+    ).scalar()
+    return found
+
+
+def advance_request(
+    conn: Connection,
+    *,
+    refund_id: str,
+    payment_intent_id: str | None,
+    request_key: str | None,
+    status: str,
+    failure_reason: str | None,
+    now: datetime,
+) -> bool:
+    """A refund event moves mentorpay's request forward to ``status``; whether it did.
+
+    A request whose answer was lost learns its refund here, found by the request key the
+    refund's metadata carries (keys are per payment).
+    """
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if failure_reason is not None:
+        values["failure_reason"] = failure_reason
+    if payment_intent_id is not None and request_key:
+        linked = conn.execute(
+            update(_requests)
+            .where(
+                and_(
+                    _requests.c.payment_intent_id == payment_intent_id,
+                    _requests.c.request_key == request_key,
+                    _requests.c.refund_id.is_(None),
+                )
+            )
+            .values(refund_id=refund_id, **values)
+        )
+        if linked.rowcount:
+            return True
+    result = conn.execute(
+        update(_requests)
+        .where(and_(_requests.c.refund_id == refund_id, _requests.c.status.in_(_FROM[status])))
+        .values(**values)
+    )
+    return bool(result.rowcount)
 
 
 @dataclass(frozen=True, slots=True)

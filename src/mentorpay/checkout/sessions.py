@@ -1,5 +1,5 @@
-"""Every statement on the checkout sessions table (``mentorpay_checkout_sessions``), and the one
-read of the payments table checkout needs (is the booking paid?).
+"""Every statement on the checkout sessions table (``mentorpay_checkout_sessions``): checkout's
+own, and the status changes Stripe's checkout events make (:func:`settle`).
 
 Each runs on the caller's connection, inside the caller's transaction, and never commits.
 """
@@ -10,7 +10,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, select, update
+from sqlalchemy import Row, and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay.checkout.request import ABANDONED, CREATING, OPEN, CheckoutRequest
@@ -26,6 +26,7 @@ __all__ = [
     "finalize",
     "mark",
     "set_claim_status",
+    "settle",
 ]
 
 
@@ -126,3 +127,31 @@ def mark(conn: Connection, session_id: str, status: str, now: datetime) -> None:
         .where(and_(_sessions.c.id == session_id, _sessions.c.status == OPEN))
         .values(status=status, updated_at=now)
     )
+
+
+# Built once: it runs on the webhook path for every checkout event.
+_SETTLE = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("b_id"),
+        _sessions.c.status != bindparam("b_status"),
+        _sessions.c.status.not_in(bindparam("b_keep", expanding=True)),
+    )
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+    .returning(_sessions.c.booking_id, _sessions.c.mentor_id, _sessions.c.mentee_id)
+)
+
+
+def settle(
+    conn: Connection, session_id: str, status: str, now: datetime, *, unless: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """Set the status Stripe reported for mentorpay's session row, if there is one; its booking,
+    mentor and mentee if the status changed.
+
+    ``unless``: statuses that a late, older event must not overwrite (a ``completed`` with an
+    unpaid delayed method arriving after the payment settled, say).
+    """
+    row = conn.execute(
+        _SETTLE, {"b_id": session_id, "b_status": status, "b_now": now, "b_keep": list(unless)}
+    ).first()
+    return None if row is None else dict(row._mapping)

@@ -22,16 +22,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from mentorpay.bookings import BookingInfo, BookingSource
+from mentorpay.checkout import sessions as checkout_sessions
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import driver_execute, placeholder
 from mentorpay.errors import WebhookPayloadError
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
 from mentorpay.ledger import UNPAID_PAYMENT_STATUSES, LedgerService
-from mentorpay.models import checkout_sessions_table as _checkouts
 from mentorpay.money import Money
 from mentorpay.payment_truth import Claim, Expected, disagreements
 from mentorpay.stripe_objects import (
@@ -285,17 +285,6 @@ class PaymentHandlers:
     def __init__(self, recorder: PaymentRecorder, *, clock: Callable[[], datetime]) -> None:
         self._record = recorder.record
         self._clock = clock
-        now: Any = bindparam("b_now")
-        self._checkout_status = (
-            update(_checkouts)
-            .where(
-                _checkouts.c.id == bindparam("b_id"),
-                _checkouts.c.status != bindparam("b_status"),
-                _checkouts.c.status.not_in(bindparam("b_keep", expanding=True)),
-            )
-            .values(status=bindparam("b_status"), updated_at=now)
-            .returning(_checkouts.c.booking_id, _checkouts.c.mentor_id, _checkouts.c.mentee_id)
-        )
 
     def webhook_handlers(self) -> dict[str, Handler]:
         """The handlers to register (see the module docstring)."""
@@ -308,33 +297,13 @@ class PaymentHandlers:
             "payment_intent.payment_failed": self._on_payment_intent_failed,
         }
 
-    def _mark_checkout(
-        self,
-        conn: Connection,
-        session_id: str,
-        status: str,
-        now: datetime,
-        *,
-        unless: tuple[str, ...] = (),
-    ) -> dict[str, Any] | None:
-        """Set the status of mentorpay's checkout row if there is one; its fields if changed.
-
-        ``unless``: statuses that a late, older event must not overwrite (a ``completed``
-        with an unpaid delayed method arriving after the payment settled, say).
-        """
-        row = conn.execute(
-            self._checkout_status,
-            {"b_id": session_id, "b_status": status, "b_now": now, "b_keep": list(unless)},
-        ).first()
-        return None if row is None else dict(row._mapping)
-
     def _on_checkout_completed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """Completed Checkout: record the payment when paid; async methods pay later."""
         session = parse_object(CheckoutSessionObject, env)
         if session.payment_status == "unpaid":
             # A delayed method (bank debit) settles days later: the booking is neither paid
             # nor free for a second checkout until async_payment_succeeded or _failed.
-            self._mark_checkout(
+            checkout_sessions.settle(
                 conn,
                 session.id,
                 "awaiting_payment",
@@ -342,7 +311,7 @@ class PaymentHandlers:
                 unless=("complete", "payment_failed"),
             )
         else:
-            self._mark_checkout(conn, session.id, "complete", self._clock())
+            checkout_sessions.settle(conn, session.id, "complete", self._clock())
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         if session.payment_status != "paid":
@@ -354,7 +323,7 @@ class PaymentHandlers:
     def _on_checkout_async_succeeded(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A delayed payment method settled: record the payment."""
         session = parse_object(CheckoutSessionObject, env)
-        self._mark_checkout(conn, session.id, "complete", self._clock())
+        checkout_sessions.settle(conn, session.id, "complete", self._clock())
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         return self._record_session_payment(conn, env, session)
@@ -395,7 +364,9 @@ class PaymentHandlers:
     def _on_checkout_async_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A delayed payment method failed: the booking is free again; tell the host."""
         session = parse_object(CheckoutSessionObject, env)
-        self._mark_checkout(conn, session.id, "payment_failed", self._clock(), unless=("complete",))
+        checkout_sessions.settle(
+            conn, session.id, "payment_failed", self._clock(), unless=("complete",)
+        )
         booking = _booking(session.metadata, env)
         if booking is None:
             return HandlerResult("ignored")
@@ -446,7 +417,7 @@ class PaymentHandlers:
     def _on_checkout_expired(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """The session expired unpaid: mark mentorpay's row and tell the host."""
         session = parse_object(CheckoutSessionObject, env)
-        row = self._mark_checkout(conn, session.id, "expired", self._clock())
+        row = checkout_sessions.settle(conn, session.id, "expired", self._clock())
         booking = _booking(session.metadata, env)
         if row is None and booking is None:
             return HandlerResult("ignored")

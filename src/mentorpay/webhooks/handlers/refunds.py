@@ -32,15 +32,17 @@ The refund names its payment intent, or only its charge (Stripe's own fixture ha
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay.events import Effect, EventEnvelope, Handler, HandlerResult
 from mentorpay.ledger.queries import intent_for_charge
-from mentorpay.models import refund_requests_table as _requests
-from mentorpay.refunds import REQUEST_METADATA_KEY, request_status
+from mentorpay.refunds import (
+    REQUEST_METADATA_KEY,
+    advance_request,
+    request_intent,
+    request_status,
+)
 from mentorpay.stripe_objects import ChargeObject, RefundObject, event_money, parse_object
 from mentorpay.webhooks.handlers._common import DeferringHandlers, intent_for
 
@@ -96,13 +98,6 @@ class ChargeRefundHandlers(DeferringHandlers):
 REFUND_EVENT_TYPES = ("refund.created", "refund.failed", "refund.updated", "charge.refund.updated")
 
 _UNDONE = ("failed", "canceled")
-#: A request row moves to a status only from the ones before it.
-_FROM: dict[str, tuple[str, ...]] = {
-    "pending": ("creating",),
-    "succeeded": ("creating", "pending"),
-    "failed": ("creating", "pending", "succeeded"),
-    "canceled": ("creating", "pending", "succeeded"),
-}
 _REASON_MAX = 500
 
 
@@ -167,38 +162,21 @@ class RefundEventHandlers(DeferringHandlers):
         if refund.charge is not None:
             found = intent_for_charge(conn, refund.charge)
         if found is None:
-            found = conn.execute(
-                select(_requests.c.payment_intent_id).where(_requests.c.refund_id == refund.id)
-            ).scalar()
+            found = request_intent(conn, refund.id)
         return found
 
     def _mark(self, conn: Connection, refund: RefundObject, status: str, pi: str | None) -> bool:
         """Move mentorpay's request for this refund forward to ``status``; whether it did."""
-        values: dict[str, Any] = {"status": status, "updated_at": self._clock()}
-        if status in _UNDONE:
-            values["failure_reason"] = _reason(refund.failure_reason) or status
-        request_key = (refund.metadata or {}).get(REQUEST_METADATA_KEY)
-        if pi is not None and request_key:
-            # Its answer was lost: the request learns its refund here (the key is per payment).
-            linked = conn.execute(
-                update(_requests)
-                .where(
-                    and_(
-                        _requests.c.payment_intent_id == pi,
-                        _requests.c.request_key == request_key,
-                        _requests.c.refund_id.is_(None),
-                    )
-                )
-                .values(refund_id=refund.id, **values)
-            )
-            if linked.rowcount:
-                return True
-        result = conn.execute(
-            update(_requests)
-            .where(and_(_requests.c.refund_id == refund.id, _requests.c.status.in_(_FROM[status])))
-            .values(**values)
+        reason = (_reason(refund.failure_reason) or status) if status in _UNDONE else None
+        return advance_request(
+            conn,
+            refund_id=refund.id,
+            payment_intent_id=pi,
+            request_key=(refund.metadata or {}).get(REQUEST_METADATA_KEY),
+            status=status,
+            failure_reason=reason,
+            now=self._clock(),
         )
-        return bool(result.rowcount)
 
 
 def _reason(text: str | None) -> str | None:
