@@ -46,6 +46,13 @@ def balance(engine: Engine, mentor_id: str, currency: str) -> BalanceView:
     return BalanceView(mentor_id, cur, zero, zero, zero, zero, zero)
 
 
+def available(conn: Connection, mentor_id: str, currency: str) -> int | None:
+    """The mentor's available balance in ``currency`` on the caller's connection; ``None`` if
+    they never earned in it (a payout request's precondition; the reservation is the guard)."""
+    found = conn.execute(SELECT_BALANCE, {"mentor_id": mentor_id, "currency": currency}).first()
+    return None if found is None else int(found.available)
+
+
 def balances(engine: Engine, mentor_id: str) -> list[BalanceView]:
     """Every currency the mentor has earned in."""
     with read_connection(engine) as conn:

@@ -30,6 +30,7 @@ from mentorpay.gateway import (
     payout_transfer_idempotency_key,
 )
 from mentorpay.ledger import LedgerService
+from mentorpay.ledger import queries as ledger_queries
 from mentorpay.money import Money
 from mentorpay.outbox import Outbox
 from mentorpay.payouts import storage
@@ -121,7 +122,9 @@ class PayoutService:
         )
 
         def do(conn: Connection) -> PayoutView:
-            check_available(storage.available(conn, mentor_id, amount.currency), mentor_id, amount)
+            check_available(
+                ledger_queries.available(conn, mentor_id, amount.currency), mentor_id, amount
+            )
             payout_id = storage.insert_request(
                 conn,
                 mentor_id=mentor_id,

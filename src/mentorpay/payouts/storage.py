@@ -15,12 +15,10 @@ from sqlalchemy.engine import Connection
 
 from mentorpay.db import chunked
 from mentorpay.errors import InvalidRequestError, PayoutNotFoundError
-from mentorpay.models import balances_table as _balances
 from mentorpay.models import payouts_table as _payouts
 from mentorpay.money import Money
 
 __all__ = [
-    "available",
     "by_ids",
     "by_transfer_ids",
     "find_for_transfer",
@@ -57,18 +55,6 @@ def list_rows(
     if status is not None:
         query = query.where(_payouts.c.status == status)
     return list(conn.execute(query.order_by(_payouts.c.id.desc()).limit(limit)).all())
-
-
-def available(conn: Connection, mentor_id: str, currency: str) -> int | None:
-    """The mentor's available balance in ``currency``; ``None`` if they never earned in it."""
-    # The balances table belongs to the ledger; this one read is the payout request's
-    # precondition (the ledger's conditional update is the real guard).
-    found = conn.execute(
-        select(_balances.c.available).where(
-            and_(_balances.c.mentor_id == mentor_id, _balances.c.currency == currency)
-        )
-    ).first()
-    return None if found is None else int(found.available)
 
 
 def insert_request(
