@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine
 
 from mentorpay._clock import utcnow
+from mentorpay.checkout.sessions import funnel_query as sessions_funnel_query
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
-from mentorpay.models import checkout_sessions_table as _sessions
-from mentorpay.models import payments_table as _payments
+from mentorpay.ledger.queries import period_totals_query
 from mentorpay.money import Money
 from mentorpay.outbox import pending_count_query
 from mentorpay.webhooks._inbox import stale_count_query
@@ -147,41 +147,8 @@ class AnalyticsService:
             raise InvalidRequestError("since and until must be aware datetimes (tzinfo=UTC)")
         if end <= since:
             raise InvalidRequestError("until must be after since")
-        p = _payments.c
-        in_period = and_(p.created_at >= since, p.created_at < end)
-        # refund_applied: refunds net of failed ones; the rest of amount_reversed is lost disputes.
-        refunded = case((p.refund_applied > 0, 1), else_=0)
-        open_disputes = case((p.amount_disputed > 0, 1), else_=0)
-        lost = case((p.amount_reversed > p.refund_applied, 1), else_=0)
-        payments_query = (
-            select(
-                p.currency,
-                func.count(),
-                func.sum(p.amount),
-                func.sum(p.platform_fee),
-                func.sum(p.mentor_payout - p.payout_reversed),
-                func.sum(p.amount_reversed),
-                func.sum(p.fee_reversed),
-                func.sum(refunded),
-                func.sum(open_disputes),
-                func.sum(lost),
-            )
-            .where(in_period)
-            .group_by(p.currency)
-            .order_by(p.currency)
-        )
-        s = _sessions.c
-        session_period = and_(
-            s.created_at >= since,
-            s.created_at < end,
-            # awaiting_payment / payment_failed: completed with a bank debit not (yet) paid.
-            s.status.in_(("open", "complete", "expired", "awaiting_payment", "payment_failed")),
-        )
-        funnel_query = select(
-            func.count(),
-            func.coalesce(func.sum(case((s.status == "complete", 1), else_=0)), 0),
-            func.coalesce(func.sum(case((s.status == "expired", 1), else_=0)), 0),
-        ).where(session_period)
+        payments_query = period_totals_query(since, end)
+        funnel_query = sessions_funnel_query(since, end)
         stale_query = stale_count_query(self._clock() - stale_after)
         pending_query = pending_count_query()
         with read_connection(self._engine) as conn:

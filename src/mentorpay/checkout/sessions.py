@@ -10,7 +10,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, select, update
+from sqlalchemy import Row, Select, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay.checkout.request import ABANDONED, CREATING, OPEN, CheckoutRequest
@@ -24,6 +24,7 @@ __all__ = [
     "claim",
     "delete_claim",
     "finalize",
+    "funnel_query",
     "mark",
     "set_claim_status",
     "settle",
@@ -155,3 +156,19 @@ def settle(
         _SETTLE, {"b_id": session_id, "b_status": status, "b_now": now, "b_keep": list(unless)}
     ).first()
     return None if row is None else dict(row._mapping)
+
+
+def funnel_query(since: datetime, until: datetime) -> Select[Any]:
+    """Sessions created in ``[since, until)``: how many, how many completed, how many expired."""
+    s = _sessions.c
+    session_period = and_(
+        s.created_at >= since,
+        s.created_at < until,
+        # awaiting_payment / payment_failed: completed with a bank debit not (yet) paid.
+        s.status.in_(("open", "complete", "expired", "awaiting_payment", "payment_failed")),
+    )
+    return select(
+        func.count(),
+        func.coalesce(func.sum(case((s.status == "complete", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((s.status == "expired", 1), else_=0)), 0),
+    ).where(session_period)

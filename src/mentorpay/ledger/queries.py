@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, case, func, select
 from sqlalchemy.engine import Connection
 
 from mentorpay.db import read_connection
@@ -285,6 +285,34 @@ def payments_refunded(conn: Connection, since: datetime, until: datetime) -> lis
                 )
             )
         ).all()
+    )
+
+
+def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
+    """Per currency, for payments created in ``[since, until)``: count, gross, platform fee,
+    mentor earnings, reversed, fee reversed, refunded / open-dispute / lost-dispute counts."""
+    p = _payments.c
+    in_period = and_(p.created_at >= since, p.created_at < until)
+    # refund_applied: refunds net of failed ones; the rest of amount_reversed is lost disputes.
+    refunded = case((p.refund_applied > 0, 1), else_=0)
+    open_disputes = case((p.amount_disputed > 0, 1), else_=0)
+    lost = case((p.amount_reversed > p.refund_applied, 1), else_=0)
+    return (
+        select(
+            p.currency,
+            func.count(),
+            func.sum(p.amount),
+            func.sum(p.platform_fee),
+            func.sum(p.mentor_payout - p.payout_reversed),
+            func.sum(p.amount_reversed),
+            func.sum(p.fee_reversed),
+            func.sum(refunded),
+            func.sum(open_disputes),
+            func.sum(lost),
+        )
+        .where(in_period)
+        .group_by(p.currency)
+        .order_by(p.currency)
     )
 
 
