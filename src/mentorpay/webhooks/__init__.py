@@ -9,7 +9,7 @@ The package, by the path of an event:
 - :mod:`._registry`: the one way to register a handler (``WebhookProcessor.register``).
 - :mod:`._deferral`: events that arrive before their payment wait, then drain.
 - :mod:`.handlers`: one module per family of events (payments, refunds, disputes).
-- :mod:`._objects`: the pydantic models of the Stripe objects the handlers read.
+- :mod:`mentorpay.stripe_objects` (outside the package): the Stripe objects handlers read.
 
 Effects go to the effect bus (:mod:`mentorpay.effects`), stored in the outbox with the change.
 """
