@@ -15,9 +15,7 @@ EXEMPT = ("migrations/versions/",)
 
 
 def _modules() -> list[Path]:
-    return sorted(
-        p for p in SRC.rglob("*.py") if not any(part in p.as_posix() for part in EXEMPT)
-    )
+    return sorted(p for p in SRC.rglob("*.py") if not any(part in p.as_posix() for part in EXEMPT))
 
 
 def _name(path: Path) -> str:

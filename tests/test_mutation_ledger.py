@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from mentorpay.commission import CommissionPolicy
 from mentorpay.errors import ConfigurationError, InvalidRequestError
 from mentorpay.ledger import LedgerService
-from mentorpay.models import Payment
+from mentorpay.models import LedgerTransaction, Payment
 from mentorpay.money import Money
 from mentorpay.testing import sqlite_engine
 
@@ -435,3 +435,35 @@ def test_release_after_a_lost_dispute_moves_only_what_is_left(engine: Engine) ->
     assert ledger.release_payment("pi_1").amount == gbp(7200)
     assert amounts(ledger) == (0, 7200, 0)
     assert ledger.verify().ok
+
+
+# -- capture (issue 10: survivors of ledger.postings) -------------------------------------------
+
+
+def test_only_a_plain_payment_gets_a_release_date(engine: Engine) -> None:
+    """Kills `destination or review_reason` -> `and`: neither kind of payment waits for release."""
+    due = datetime(2026, 1, 8, tzinfo=UTC)
+    pay(LedgerService(engine), "pi_plain", 1000, release_due_at=due)
+    pay(LedgerService(engine), "pi_review", 1000, release_due_at=due, review_reason="amount")
+    pay(LedgerService(engine), "pi_connect", 1000, release_due_at=due, destination="acct_1")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(Payment.payment_intent_id, Payment.release_due_at)).all())
+    assert rows["pi_plain"] is not None
+    assert rows["pi_review"] is None
+    assert rows["pi_connect"] is None
+
+
+def test_dispute_postings_name_the_mentor(engine: Engine) -> None:
+    """Kills `s.mentor_id or None` -> `and None` in open_dispute and close_dispute: the journal
+    transactions of a dispute name the payment's mentor, so a mentor's journal shows them."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    ledger.open_dispute("pi_1", "dp_1", gbp(1000))
+    ledger.close_dispute("pi_1", "dp_1", won=False)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(LedgerTransaction.kind, LedgerTransaction.mentor_id).where(
+                LedgerTransaction.kind.in_(("dispute_opened", "dispute_lost"))
+            )
+        ).all()
+    assert sorted(rows) == [("dispute_lost", "m1"), ("dispute_opened", "m1")]

@@ -26,6 +26,7 @@ from mentorpay.payouts.rules import (
     PayoutStatus,
     can_transition,
     check_available,
+    check_list_query,
     check_request,
     settled_effect,
     transfer_mismatch,
@@ -152,3 +153,16 @@ def test_settled_effect_is_keyed_by_payout_and_status() -> None:
     assert effect.kind == "payout_settled"
     assert effect.id == "payout:7:paid"
     assert effect.data["transfer_id"] == "tr_1"
+
+
+@pytest.mark.parametrize("limit", [1, 500])
+def test_listing_accepts_limits_from_one_to_five_hundred(limit: int) -> None:
+    """Kills `500 -> 501` and `1 -> 0` at their edges: 1 and 500 are both accepted."""
+    check_list_query("paid", limit)
+
+
+@pytest.mark.parametrize("limit", [0, 501])
+def test_listing_refuses_limits_outside_one_to_five_hundred(limit: int) -> None:
+    """Kills `1 -> 0` and `500 -> 501` in check_list_query: 0 and 501 are refused."""
+    with pytest.raises(InvalidRequestError):
+        check_list_query(None, limit)
