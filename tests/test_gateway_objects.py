@@ -289,3 +289,12 @@ def test_a_page_without_its_url_is_a_gateway_error(http: responses.RequestsMock)
     assert next(listed).id == "tr_2"
     with pytest.raises(GatewayError, match="list transfers: cannot page"):
         next(listed)
+
+
+def test_strict_objects_cannot_be_changed_after_parsing() -> None:
+    """Kills `frozen=True -> False` on the shared config: a parsed webhook object is read-only."""
+    charge = ChargeObject.model_validate(
+        {"id": "ch_1", "amount_refunded": 0, "currency": "gbp", "payment_intent": "pi_1"}
+    )
+    with pytest.raises(ValidationError):
+        charge.amount_refunded = 500  # type: ignore[misc]

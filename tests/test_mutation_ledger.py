@@ -467,3 +467,31 @@ def test_dispute_postings_name_the_mentor(engine: Engine) -> None:
             )
         ).all()
     assert sorted(rows) == [("dispute_lost", "m1"), ("dispute_opened", "m1")]
+
+
+def test_a_destination_charge_is_paid_out_at_capture(engine: Engine) -> None:
+    """Kills `destination is None` -> `is not None` in record_payment (PostgreSQL's one-statement
+    path): a Connect destination charge goes straight to withdrawn, never to pending."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000, destination="acct_1")
+    balance = ledger.balance("m1", GBP)
+    assert (balance.pending.amount, balance.withdrawn.amount) == (0, 900)
+    assert ledger.verify().ok
+
+
+def test_a_new_payment_reports_its_own_row_id(engine: Engine) -> None:
+    """Kills `found[0][0]` -> `found[0][1]` in record_payment (PostgreSQL's one-statement path,
+    whose row is (payment id, journal transaction id)): the record carries the payment's id."""
+    ledger = LedgerService(engine)
+    pay(ledger, "pi_1", 1000)
+    ledger.apply_refund_total("pi_1", gbp(100))  # one more journal transaction than payments
+    outcome = ledger.record_payment(
+        payment_intent_id="pi_2",
+        booking_id="b-pi_2",
+        mentor_id="m1",
+        mentee_id="u1",
+        gross=gbp(1000),
+        policy=POLICY,
+    )
+    assert outcome.created
+    assert outcome.payment.id == ledger.payment("pi_2").id

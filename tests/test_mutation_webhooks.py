@@ -288,3 +288,9 @@ def test_deferred_rows_wait_unprocessed_ignored_rows_are_stamped(h: Harness) -> 
     other = make_event("customer.created", {"id": "cus_1"})
     assert h.deliver(other).status == "ignored"
     assert h.inbox(other["id"])["processed_at"] is not None
+
+
+def test_listing_accepts_up_to_ten_thousand_events(h: Harness) -> None:
+    """Kills `limit <= 10_000` -> `<`: the documented largest page (10000) is accepted."""
+    h.deliver(intent_succeeded("pi_1"))
+    assert len(h.processor.list_events(limit=10_000)) == 1
