@@ -13,10 +13,14 @@ implementation on the official SDK.
   :class:`mentorpay.testing.FakeGateway`.
 """
 
+from mentorpay.gateway._accounts import GatewayAccount, GatewayLink
 from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
 from mentorpay.gateway.keys import (
+    account_idempotency_key,
+    account_link_idempotency_key,
     checkout_expire_idempotency_key,
     checkout_idempotency_key,
+    login_link_idempotency_key,
     payout_reversal_idempotency_key,
     payout_transfer_idempotency_key,
     refund_idempotency_key,
@@ -39,9 +43,11 @@ from mentorpay.stripe_objects import GatewayTransferReversal as GatewayTransferR
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
+    "GatewayAccount",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",
+    "GatewayLink",
     "GatewayPaymentIntent",
     "GatewayRefund",
     "GatewayTransfer",
@@ -49,9 +55,12 @@ __all__ = [
     "PaymentGateway",
     "RefundReason",
     "StripeGateway",
+    "account_idempotency_key",
+    "account_link_idempotency_key",
     "checkout_expire_idempotency_key",
     "checkout_idempotency_key",
     "is_missing_resource",
+    "login_link_idempotency_key",
     "outcome_unknown",
     "payout_reversal_idempotency_key",
     "payout_transfer_idempotency_key",
