@@ -173,6 +173,14 @@ class FakeAccountCalls:
         result: GatewayLink = self._call("create_login_link", args, idempotency_key, act)
         return result
 
+    def use_account_link(self, nonce: str) -> bool:
+        """Mark an onboarding link used (Stripe's work once); False if it already was."""
+        with self._lock:
+            link = self._stripe.stored("account_link", nonce)
+            fresh = not link.get("used")
+            link["used"] = True
+            return fresh
+
     def retrieve_account(self, account_id: str) -> GatewayAccount:
         """The account as Stripe has it now."""
         account: GatewayAccount = self._retrieve(ACCOUNTS, account_id, "retrieve_account")
