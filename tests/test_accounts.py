@@ -26,6 +26,7 @@ from mentorpay.errors import (
     InvalidRequestError,
     MentorNotFoundError,
 )
+from mentorpay.gateway import GatewayAccount
 from mentorpay.models import mentor_accounts_table
 from mentorpay.testing import FakeGateway, InMemoryBookings, encode_event, make_event, sign_payload
 
@@ -82,6 +83,18 @@ def test_fields_read_from_account_updated_are_stripes() -> None:
     assert set(AccountObject.model_fields) <= set(stripe.Account.__annotations__) | {"id"}
     sdk_requirements = set(stripe.Account.Requirements.__annotations__)
     assert set(Requirements.model_fields) <= sdk_requirements
+    gateway_fields = set(GatewayAccount.model_fields) - {"raw"}
+    assert gateway_fields <= set(stripe.Account.__annotations__) | {"id"}
+
+
+def test_fake_accounts_have_stripes_shape() -> None:
+    """FakeGateway's Account has only fields the SDK's Account defines, and the SDK reads it."""
+    gateway = FakeGateway()
+    obj = gateway.account(gateway.create_account(mentor_id="3", idempotency_key="k").id)
+    assert set(obj) <= set(stripe.Account.__annotations__) | {"id", "object"}
+    assert set(obj["requirements"]) <= set(stripe.Account.Requirements.__annotations__)
+    sdk = stripe.Account.construct_from(obj, "sk_test_accounts")
+    assert sdk.requirements is not None and sdk.requirements.currently_due
 
 
 # -- onboarding -----------------------------------------------------------------------------------

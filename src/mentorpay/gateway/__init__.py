@@ -13,7 +13,7 @@ implementation on the official SDK.
   :class:`mentorpay.testing.FakeGateway`.
 """
 
-from mentorpay.gateway._accounts import GatewayAccount, GatewayLink
+from mentorpay.gateway._accounts import ConnectLink
 from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
 from mentorpay.gateway.keys import (
     account_idempotency_key,
@@ -32,6 +32,7 @@ from mentorpay.gateway.protocol import (
     RefundReason,
 )
 from mentorpay.gateway.stripe import StripeGateway
+from mentorpay.stripe_objects import GatewayAccount as GatewayAccount
 from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
 from mentorpay.stripe_objects import GatewayCheckoutSession as GatewayCheckoutSession
 from mentorpay.stripe_objects import GatewayDispute as GatewayDispute
@@ -43,11 +44,11 @@ from mentorpay.stripe_objects import GatewayTransferReversal as GatewayTransferR
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
+    "ConnectLink",
     "GatewayAccount",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",
-    "GatewayLink",
     "GatewayPaymentIntent",
     "GatewayRefund",
     "GatewayTransfer",

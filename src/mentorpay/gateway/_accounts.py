@@ -1,8 +1,8 @@
 """The Stripe Connect calls of the gateway: Express accounts, onboarding and dashboard links.
 
-- :class:`GatewayAccount`: a connected account as mentorpay reads it (the fields are those of
-  the SDK's typed ``stripe.Account``; ``tests/test_accounts_shapes.py`` checks them).
-- :class:`GatewayLink`: an account link (onboarding) or a login link (Express dashboard).
+- :class:`~mentorpay.stripe_objects.GatewayAccount` (the lenient model, with the others):
+  a connected account as mentorpay reads it.
+- :class:`ConnectLink`: an account link (onboarding) or a login link (Express dashboard).
 - :class:`StripeAccountCalls`: the four methods on ``stripe.StripeClient``, mixed into
   :class:`~mentorpay.gateway.StripeGateway`. Each POST carries its idempotency key in the
   request options (:mod:`mentorpay.gateway.keys`), never in the params.
@@ -11,15 +11,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, cast
-
-from pydantic import Field, PlainValidator
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from mentorpay.gateway._reads import Resource
-from mentorpay.stripe_objects import GatewayObject, LooseMetadata, Timestamp
+from mentorpay.stripe_objects import GatewayAccount
 
 if TYPE_CHECKING:
     import stripe
@@ -28,8 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCOUNTS",
     "LINK_TYPES",
-    "GatewayAccount",
-    "GatewayLink",
+    "ConnectLink",
     "LinkType",
     "StripeAccountCalls",
 ]
@@ -39,56 +36,8 @@ LinkType = Literal["account_onboarding"]
 LINK_TYPES: Final[frozenset[str]] = frozenset({"account_onboarding"})
 
 
-def _flag(value: Any) -> bool:
-    return value is True
-
-
-def _ids(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        return ()
-    return tuple(str(v) for v in value)
-
-
-Flag = Annotated[bool, PlainValidator(_flag)]
-Due = Annotated[tuple[str, ...], PlainValidator(_ids)]
-
-
-def _requirements(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-class GatewayAccount(GatewayObject):
-    """A connected account: whether it can take charges and receive payouts, and what is due."""
-
-    charges_enabled: Flag = False
-    payouts_enabled: Flag = False
-    details_submitted: Flag = False
-    livemode: Flag = False
-    created: Timestamp = None
-    metadata: LooseMetadata = Field(default_factory=dict)
-    requirements: Annotated[dict[str, Any], PlainValidator(_requirements)] = Field(
-        default_factory=dict
-    )
-
-    @property
-    def currently_due(self) -> tuple[str, ...]:
-        """``requirements.currently_due``: what the mentor must provide now."""
-        return _ids(self.requirements.get("currently_due"))
-
-    @property
-    def past_due(self) -> tuple[str, ...]:
-        """``requirements.past_due``: overdue, so the account is restricted."""
-        return _ids(self.requirements.get("past_due"))
-
-    @property
-    def disabled_reason(self) -> str | None:
-        """``requirements.disabled_reason``, when Stripe disabled something."""
-        reason = self.requirements.get("disabled_reason")
-        return reason if isinstance(reason, str) else None
-
-
 @dataclass(frozen=True, slots=True)
-class GatewayLink:
+class ConnectLink:
     """A single-use URL Stripe made for the mentor: onboarding or the Express dashboard."""
 
     url: str
@@ -97,7 +46,7 @@ class GatewayLink:
     expires_at: datetime | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> GatewayLink:
+    def from_dict(cls, d: Mapping[str, Any]) -> ConnectLink:
         """Read an ``account_link`` or ``login_link`` object."""
 
         def when(value: Any) -> datetime | None:
@@ -141,7 +90,7 @@ class StripeAccountCalls:
         return_url: str,
         idempotency_key: str,
         link_type: LinkType = "account_onboarding",
-    ) -> GatewayLink:
+    ) -> ConnectLink:
         """A fresh onboarding link for ``account_id`` (single-use, expires within minutes)."""
         body = {
             "account": account_id,
@@ -152,13 +101,13 @@ class StripeAccountCalls:
         params = cast("AccountLinkCreateParams", body)
         send = functools.partial(self._client.v1.account_links.create, params)
         obj = self._link(f"create account link for {account_id}", idempotency_key, send)
-        return GatewayLink.from_dict(_plain(obj))
+        return ConnectLink.from_dict(_plain(obj))
 
-    def create_login_link(self, account_id: str, *, idempotency_key: str) -> GatewayLink:
+    def create_login_link(self, account_id: str, *, idempotency_key: str) -> ConnectLink:
         """A single-use link into the Express dashboard of ``account_id``."""
         send = functools.partial(self._client.v1.accounts.login_links.create, account_id, None)
         obj = self._link(f"create login link for {account_id}", idempotency_key, send)
-        return GatewayLink.from_dict(_plain(obj))
+        return ConnectLink.from_dict(_plain(obj))
 
     def retrieve_account(self, account_id: str) -> GatewayAccount:
         """One connected account, as Stripe has it now."""

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
 
-from mentorpay.gateway._accounts import GatewayAccount, GatewayLink, LinkType
+from mentorpay.gateway._accounts import ConnectLink, LinkType
 from mentorpay.money import Money
 from mentorpay.stripe_objects import (
+    GatewayAccount,
     GatewayCharge,
     GatewayCheckoutSession,
     GatewayDispute,
@@ -168,10 +169,10 @@ class PaymentGateway(Protocol):
         return_url: str,
         idempotency_key: str,
         link_type: LinkType = "account_onboarding",
-    ) -> GatewayLink:
+    ) -> ConnectLink:
         """A fresh, single-use onboarding link for a connected account."""
 
-    def create_login_link(self, account_id: str, *, idempotency_key: str) -> GatewayLink:
+    def create_login_link(self, account_id: str, *, idempotency_key: str) -> ConnectLink:
         """A single-use link into a connected account's Express dashboard."""
 
     def retrieve_account(self, account_id: str) -> GatewayAccount:

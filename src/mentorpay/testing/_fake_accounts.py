@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
-from mentorpay.gateway._accounts import ACCOUNTS, GatewayAccount, GatewayLink, LinkType
+from mentorpay.gateway._accounts import ACCOUNTS, ConnectLink, LinkType
+from mentorpay.stripe_objects import GatewayAccount
 from mentorpay.testing._fake_stripe import FakeStripe, _invalid, _new_id
 
 __all__ = ["ONBOARDING_DUE", "FakeAccountCalls"]
@@ -113,7 +114,6 @@ class FakeAccountCalls:
                 "charges_enabled": False,
                 "payouts_enabled": False,
                 "details_submitted": False,
-                "livemode": self._stripe.livemode,
                 "created": self._stripe.now(),
                 "metadata": {"mentor_id": mentor_id},
                 "requirements": {
@@ -136,7 +136,7 @@ class FakeAccountCalls:
         return_url: str,
         idempotency_key: str,
         link_type: LinkType = "account_onboarding",
-    ) -> GatewayLink:
+    ) -> ConnectLink:
         """An onboarding link; its URL follows :attr:`account_link_template`."""
         args = {
             "account_id": account_id,
@@ -145,21 +145,21 @@ class FakeAccountCalls:
             "link_type": link_type,
         }
 
-        def act() -> GatewayLink:
+        def act() -> ConnectLink:
             self._stripe.stored("account", account_id)  # resource_missing when unknown
             nonce = _new_id("al")
             url = self.account_link_template.format(account_id=account_id, nonce=nonce)
             now = self._stripe.now()
             self._stripe.add("account_link", nonce, {**args, "url": url, "created": now})
-            return GatewayLink.from_dict({"url": url, "created": now, "expires_at": now + 300})
+            return ConnectLink.from_dict({"url": url, "created": now, "expires_at": now + 300})
 
-        result: GatewayLink = self._call("create_account_link", args, idempotency_key, act)
+        result: ConnectLink = self._call("create_account_link", args, idempotency_key, act)
         return result
 
-    def create_login_link(self, account_id: str, *, idempotency_key: str) -> GatewayLink:
+    def create_login_link(self, account_id: str, *, idempotency_key: str) -> ConnectLink:
         """A dashboard link; refused, as by Stripe, before onboarding was submitted."""
 
-        def act() -> GatewayLink:
+        def act() -> ConnectLink:
             account = self._stripe.stored("account", account_id)
             if not account["details_submitted"]:
                 raise _invalid(
@@ -167,10 +167,10 @@ class FakeAccountCalls:
                     "completed onboarding"
                 )
             url = f"https://connect.stripe.test/express/{account_id}/{_new_id('ll')}"
-            return GatewayLink.from_dict({"url": url, "created": self._stripe.now()})
+            return ConnectLink.from_dict({"url": url, "created": self._stripe.now()})
 
         args = {"account_id": account_id}
-        result: GatewayLink = self._call("create_login_link", args, idempotency_key, act)
+        result: ConnectLink = self._call("create_login_link", args, idempotency_key, act)
         return result
 
     def use_account_link(self, nonce: str) -> bool:
