@@ -4,11 +4,16 @@ account.updated from the right origin only, and what it means for checkout and p
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from mentorpay import (
@@ -28,7 +33,15 @@ from mentorpay.errors import (
 )
 from mentorpay.gateway import GatewayAccount
 from mentorpay.models import mentor_accounts_table
-from mentorpay.testing import FakeGateway, InMemoryBookings, encode_event, make_event, sign_payload
+from mentorpay.testing import (
+    FakeGateway,
+    InMemoryBookings,
+    encode_event,
+    make_event,
+    sign_payload,
+    sqlite_engine,
+)
+from tests.conftest import DB_LEGS_WITH_POOLER, database_leg
 
 SECRET = "whsec_accounts"
 REFRESH = "https://app.test/accounts/refresh"
@@ -130,9 +143,16 @@ def test_a_lost_create_answer_is_retried_into_the_same_account(engine: Engine) -
     assert [a["id"] for a in gateway.accounts] == [link.account_id]
 
 
+@pytest.fixture(params=DB_LEGS_WITH_POOLER)
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """SQLite, PostgreSQL, and PostgreSQL behind PgBouncer in transaction mode."""
+    yield from database_leg(request, tmp_path)
+
+
 @pytest.mark.parametrize("threads", [8])
-def test_concurrent_onboarding_makes_one_account(engine: Engine, threads: int) -> None:
-    """Threads onboarding one mentor at once (SQLite and PostgreSQL) share one account."""
+def test_concurrent_onboarding_makes_one_account(any_engine: Engine, threads: int) -> None:
+    """Threads onboarding one mentor at once (SQLite, PostgreSQL, PgBouncer) share one account."""
+    engine = any_engine
     gateway = FakeGateway(latency=0.02)
     mp = app(engine, gateway)
     barrier = threading.Barrier(threads)
@@ -384,3 +404,45 @@ def test_list_and_status(engine: Engine) -> None:
     ]
     assert mp.accounts.status("9") is None
     assert mp.accounts.list()[0].as_dict()["state"] == "enabled"
+
+
+def test_refresh_reads_the_account_from_stripe(engine: Engine) -> None:
+    """A missed account.updated: refresh() asks Stripe and stores what it says now."""
+    gateway = FakeGateway()
+    mp = app(engine, gateway)
+    acct = mp.accounts.onboard("3", refresh_url=REFRESH, return_url=RETURN).account_id
+    gateway.complete_onboarding(acct)  # no event delivered
+    status = mp.accounts.refresh("3")
+    assert status.state == "enabled" and status.currently_due == ()
+    assert [c.method for c in gateway.calls][-1] == "retrieve_account"
+    with pytest.raises(MentorNotFoundError):
+        mp.accounts.refresh("9")
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(order=st.permutations(range(4)), flags=st.lists(st.booleans(), min_size=8, max_size=8))
+def test_the_newest_account_updated_wins_in_any_delivery_order(
+    tmp_path: Path, order: list[int], flags: list[bool]
+) -> None:
+    """In any delivery order, the stored flags are those of the event with the highest created."""
+    engine = sqlite_engine(tmp_path, f"{uuid.uuid4().hex}.db")
+    try:
+        gateway = FakeGateway()
+        mp = app(engine, gateway)
+        acct = mp.accounts.onboard("3", refresh_url=REFRESH, return_url=RETURN).account_id
+        base = int(NOW.timestamp())
+        events = []
+        for i in range(4):
+            obj = gateway.update_account(
+                acct, charges_enabled=flags[2 * i], payouts_enabled=flags[2 * i + 1]
+            )
+            events.append(account_event(obj, created=base + i))
+        for i in order:
+            deliver(mp, events[i])
+        status = mp.accounts.status("3")
+        assert status is not None
+        assert (status.charges_enabled, status.payouts_enabled) == (flags[6], flags[7])
+    finally:
+        engine.dispose()
