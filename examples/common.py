@@ -17,6 +17,9 @@ Environment (read once, by :func:`build_example`):
     open a local page standing in for Stripe's; pressing Pay there sends the app the signed
     webhooks Stripe would send. ``STRIPE_API_BASE`` points the real gateway elsewhere
     (``stripe-mock``, an emulator, an egress proxy).
+``MENTORPAY_PAYOUT_MODE``
+    ``stripe_transfer``: payouts are Stripe transfers to the account the mentor onboarded on
+    ``/mentor/account``; unset: ``manual`` (the platform pays by bank and marks them paid).
 ``STRIPE_WEBHOOK_SECRET``
     Required, except in explicit offline mode: ``MENTORPAY_OFFLINE=1`` (no Stripe key, a SQLite
     database) falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a public value that protects
@@ -68,8 +71,10 @@ __all__ = [
     "DEMO_USER_HEADER",
     "EXAMPLES_DATABASE_URL",
     "OFFLINE_CHECKOUT_PATH",
+    "OFFLINE_CONNECT_PATH",
     "OFFLINE_ENV",
     "OFFLINE_WEBHOOK_SECRET",
+    "PAYOUT_MODE_ENV",
     "READ_CHUNK",
     "WEBHOOK_PATH",
     "AuthenticationRequiredError",
@@ -107,11 +112,15 @@ OFFLINE_WEBHOOK_SECRET: Final = "whsec_offline_demo_PUBLIC_NOT_A_SECRET"
 EXAMPLES_DATABASE_URL: Final = "sqlite:///mentorpay-examples.db"
 #: Set to 1 for explicit offline mode: no Stripe key, SQLite, the public webhook secret allowed.
 OFFLINE_ENV: Final = "MENTORPAY_OFFLINE"
+#: Payout mode of the examples: ``manual`` (default) or ``stripe_transfer``.
+PAYOUT_MODE_ENV: Final = "MENTORPAY_PAYOUT_MODE"
 #: How much of a request body is read at a time: at most this much is read past the limit.
 READ_CHUNK: Final = 64 * 1024
 WEBHOOK_PATH: Final = "/payments/webhook"
 #: Relative on purpose: each response makes it absolute with the request's own host and port.
 OFFLINE_CHECKOUT_PATH: Final = "/fake-checkout/{session_id}"
+#: The offline Connect onboarding page (examples/accounts_pages.py), relative like checkout's.
+OFFLINE_CONNECT_PATH: Final = "/fake-connect/{account_id}/{nonce}"
 DEMO_MENTEE: Final = "7"
 DEMO_MENTOR: Final = "3"
 
@@ -230,10 +239,15 @@ def build_example(
     offline: OfflineCheckout | None = None
     if env.get("STRIPE_SECRET_KEY"):
         # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies).
-        mp = MentorPay.from_env(bookings=bookings, environ=env)
+        mp = MentorPay.from_env(bookings=bookings, environ=env, **_payout_mode(env))
     else:
-        gateway = FakeGateway(checkout_url_template=OFFLINE_CHECKOUT_PATH)
-        mp = MentorPay.from_env(bookings=bookings, gateway=gateway, environ=env)
+        gateway = FakeGateway(
+            checkout_url_template=OFFLINE_CHECKOUT_PATH,
+            account_link_template=OFFLINE_CONNECT_PATH,
+        )
+        mp = MentorPay.from_env(
+            bookings=bookings, gateway=gateway, environ=env, **_payout_mode(env)
+        )
         offline = OfflineCheckout(gateway, mp.config.webhook_secrets[0].get_secret_value())
         log.warning(
             "mentorpay example in OFFLINE mode: no STRIPE_SECRET_KEY, so checkout is a local "
@@ -241,6 +255,13 @@ def build_example(
         )
     mp.upgrade_schema()
     return Example(mp, bookings, offline, deliver)
+
+
+def _payout_mode(env: Mapping[str, str]) -> dict[str, Any]:
+    """``MENTORPAY_PAYOUT_MODE=stripe_transfer``: payouts are transfers to the mentor's account
+    (onboarded on the mentor's page); default manual (the platform pays by bank)."""
+    mode = env.get(PAYOUT_MODE_ENV, "").strip()
+    return {"payout_mode": mode} if mode else {}
 
 
 # -- input -------------------------------------------------------------------------------------

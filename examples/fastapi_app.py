@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from examples import common
+from examples import accounts_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -128,6 +128,7 @@ def create_app(
         paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
         return RedirectResponse(paid.success_url, status_code=303)
 
+    accounts_pages.mount_fastapi(app, ex, User, Body)
     return app
 
 

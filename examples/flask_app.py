@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from examples import common
+from examples import accounts_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -127,6 +127,7 @@ def create_app(
         paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
         return redirect(paid.success_url, code=303)
 
+    accounts_pages.mount_flask(app, ex, current_user, read_body)
     return app
 
 

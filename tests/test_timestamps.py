@@ -39,7 +39,8 @@ def _deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 
 def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
-    """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout."""
+    """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout,
+    a mentor's connected account."""
     engine = sqlite_engine(tmp_path, "stamps.db")
     bookings = InMemoryBookings(
         [
@@ -77,6 +78,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.payouts.approve(payout.id, approver="admin")
     mp.payouts.execute(payout.id)
     mp.payouts.mark_paid(payout.id, reference="wire-1")
+    mp.accounts.onboard("m3", refresh_url="https://a.test/r", return_url="https://a.test/ok")
     return mp, tmp_path / "stamps.db"
 
 

@@ -15,6 +15,7 @@ import typing as _typing
 from mentorpay._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from mentorpay.accounts import AccountLink, AccountService, AccountStatus
     from mentorpay.analytics import (
         AnalyticsReport,
         AnalyticsService,
@@ -27,6 +28,8 @@ if _typing.TYPE_CHECKING:
     from mentorpay.commission import CommissionPolicy, CommissionResolver, Split, split_refund
     from mentorpay.config import MentorpayConfig
     from mentorpay.errors import (
+        AccountMismatchError,
+        AccountNotReadyError,
         AlreadyPaidError,
         BookingNotFoundError,
         BookingNotPayableError,
@@ -69,6 +72,11 @@ if _typing.TYPE_CHECKING:
     from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
 
 __all__ = [
+    "AccountLink",
+    "AccountMismatchError",
+    "AccountNotReadyError",
+    "AccountService",
+    "AccountStatus",
     "AlreadyPaidError",
     "AnalyticsReport",
     "AnalyticsService",
@@ -139,6 +147,7 @@ __all__ = [
 
 #: The modules the public names come from (each exports them in its own ``__all__``).
 _SOURCES: tuple[str, ...] = (
+    "mentorpay.accounts",
     "mentorpay.analytics",
     "mentorpay.app",
     "mentorpay.bookings",

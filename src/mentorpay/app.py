@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from mentorpay._clock import utcnow
+from mentorpay.accounts import AccountService
 from mentorpay.analytics import AnalyticsReport, AnalyticsService
 from mentorpay.bookings import BookingSource
 from mentorpay.checkout import CheckoutService
@@ -35,6 +36,7 @@ from mentorpay.payouts import PayoutService
 from mentorpay.reconcile import Reconciler, ReconcileReport
 from mentorpay.refunds import RefundService
 from mentorpay.webhooks import WebhookProcessor
+from mentorpay.webhooks.handlers.accounts import AccountEventHandlers
 from mentorpay.webhooks.handlers.refunds import RefundEventHandlers
 
 __all__ = ["MentorPay"]
@@ -73,7 +75,11 @@ class MentorPay:
         self.webhooks = WebhookProcessor(
             config, self.engine, self.ledger, bookings=bookings, clock=clock, effects=self.effects
         )
-        self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
+        #: Mentors' connected accounts; checkout and payouts pay the account it keeps.
+        self.accounts = AccountService(config, self.engine, gateway, clock=clock)
+        self.checkout = CheckoutService(
+            config, self.engine, bookings, gateway, clock=clock, accounts=self.accounts
+        )
         self.refunds = RefundService(config, self.engine, gateway, clock=clock)
         self.payments = PaymentReviewService(
             config, self.engine, self.ledger, bookings, gateway, clock=clock
@@ -82,13 +88,20 @@ class MentorPay:
             self.effects.on("payment_needs_review", self.payments.refund_duplicate)
         self.inbox = Inbox(self.engine, clock=clock, retries=config.db_retries)
         self.payouts = PayoutService(
-            config, self.engine, self.ledger, gateway, clock=clock, outbox=self.outbox
+            config,
+            self.engine,
+            self.ledger,
+            gateway,
+            clock=clock,
+            outbox=self.outbox,
+            accounts=self.accounts,
         )
         self.refund_events = RefundEventHandlers(
             self.ledger, defer=self.webhooks.defer_until_recorded, clock=clock
         )
         # Every family registers through the one API (WebhookProcessor.register).
-        for family in (self.payouts, self.refund_events):
+        account_events = AccountEventHandlers(clock=clock)
+        for family in (self.payouts, self.refund_events, account_events):
             for event_type, handler in family.webhook_handlers().items():
                 self.webhooks.register(event_type, handler)
         self._reconciler = Reconciler(

@@ -24,7 +24,9 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
     │   ├── AlreadyPaidError
     │   ├── PaymentPendingError             a delayed payment (bank debit) is still pending
     │   ├── InsufficientBalanceError
-    │   └── PayoutStateError
+    │   ├── PayoutStateError
+    │   ├── AccountNotReadyError            the mentor's connected account cannot receive money
+    │   └── AccountMismatchError            the booking names another account than mentorpay's
     ├── GatewayError (502)                  Stripe said no or could not be reached
     │   ├── CardError (402)
     │   ├── GatewayRateLimitError (503)
@@ -43,6 +45,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccountMismatchError",
+    "AccountNotReadyError",
     "AlreadyPaidError",
     "BookingNotFoundError",
     "BookingNotPayableError",
@@ -235,6 +239,21 @@ class PayoutStateError(ConflictError):
     """The payout request cannot make that transition from its current state."""
 
     code = "payout_state_conflict"
+
+
+class AccountNotReadyError(ConflictError):
+    """The mentor's Stripe connected account cannot receive this money yet (charges or payouts
+    not enabled); ``details`` name what Stripe says is due (``currently_due``, ``past_due``,
+    ``disabled_reason``). Retry once the mentor finished onboarding."""
+
+    code = "account_not_ready"
+
+
+class AccountMismatchError(ConflictError):
+    """The booking (or payout request) names a connected account other than the one mentorpay
+    created for the mentor; mentorpay refuses rather than guess which one is right."""
+
+    code = "account_mismatch"
 
 
 class GatewayError(MentorpayError):

@@ -38,6 +38,7 @@ __all__ = [
     "Dispute",
     "LedgerEntry",
     "LedgerTransaction",
+    "MentorAccount",
     "MentorBalance",
     "OutboxEffect",
     "Payment",
@@ -50,6 +51,7 @@ __all__ = [
     "checkout_sessions_table",
     "disputes_table",
     "entries_table",
+    "mentor_accounts_table",
     "metadata",
     "outbox_table",
     "payments_table",
@@ -416,6 +418,34 @@ class RefundRequest(Base):
     )
 
 
+class MentorAccount(Base):
+    """The mentor's Stripe Express connected account, claimed before Stripe is called.
+
+    One row per mentor (the primary key), written before the account is created at Stripe
+    under ``idempotency_key`` (derived from the mentor), so concurrent or retried onboarding
+    makes one account. ``account_id`` is ``NULL`` until Stripe answered. The flags and what is
+    due are Stripe's, from the last ``account.updated`` applied (``event_created``: its
+    ``created``, so an older event never overwrites a newer state). ``currently_due`` and
+    ``past_due`` are space-separated requirement names.
+    """
+
+    __tablename__ = "mentorpay_mentor_accounts"
+
+    mentor_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[str | None] = mapped_column(Id, unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    charges_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    details_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    currently_due: Mapped[str] = mapped_column(Text, default="")
+    past_due: Mapped[str] = mapped_column(Text, default="")
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    event_created: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Typed Core handles for the statement-level code paths (``Model.__table__`` is typed as a
 # FromClause, which has no ``insert()``/``c`` of the right types for mypy).
 payments_table = cast(Table, Payment.__table__)
@@ -429,3 +459,4 @@ disputes_table = cast(Table, Dispute.__table__)
 outbox_table = cast(Table, OutboxEffect.__table__)
 sent_messages_table = cast(Table, SentMessage.__table__)
 refund_requests_table = cast(Table, RefundRequest.__table__)
+mentor_accounts_table = cast(Table, MentorAccount.__table__)

@@ -48,6 +48,7 @@ __all__ = [
     "ChargeObject",
     "CheckoutSessionObject",
     "DisputeObject",
+    "GatewayAccount",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",
@@ -387,3 +388,47 @@ class GatewayTransferReversal(GatewayObject):
     currency: LooseCurrency = ""
     created: Timestamp = None
     metadata: LooseMetadata = Field(default_factory=dict)
+
+
+def _flag(value: Any) -> bool:
+    return value is True
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def _requirements(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+class GatewayAccount(GatewayObject):
+    """A Connect account: whether it can take charges and receive payouts, and what is due
+    (the fields of the SDK's ``stripe.Account``)."""
+
+    charges_enabled: Annotated[bool, PlainValidator(_flag)] = False
+    payouts_enabled: Annotated[bool, PlainValidator(_flag)] = False
+    details_submitted: Annotated[bool, PlainValidator(_flag)] = False
+    created: Timestamp = None
+    metadata: LooseMetadata = Field(default_factory=dict)
+    requirements: Annotated[dict[str, Any], PlainValidator(_requirements)] = Field(
+        default_factory=dict
+    )
+
+    @property
+    def currently_due(self) -> tuple[str, ...]:
+        """``requirements.currently_due``: what the mentor must provide now."""
+        return _names(self.requirements.get("currently_due"))
+
+    @property
+    def past_due(self) -> tuple[str, ...]:
+        """``requirements.past_due``: overdue, so the account is restricted."""
+        return _names(self.requirements.get("past_due"))
+
+    @property
+    def disabled_reason(self) -> str | None:
+        """``requirements.disabled_reason``, when Stripe disabled something."""
+        reason = self.requirements.get("disabled_reason")
+        return reason if isinstance(reason, str) else None

@@ -135,10 +135,12 @@ def build_request(
     success_url: str,
     cancel_url: str,
     line_item_name: Callable[[BookingInfo], str],
+    destination_for: Callable[[BookingInfo], str | None] | None = None,
 ) -> CheckoutRequest:
     """The terms of the Stripe request for ``user_id`` paying ``booking`` (as the host's
     BookingSource returned it for ``booking_id``), after the checks in the package docstring
-    that need no database."""
+    that need no database. ``destination_for``: the mentor's connected account as mentorpay
+    keeps it (``AccountService.destination``, which refuses one not ready for charges)."""
     if booking is not None:
         for name in ("id", "mentee_id", "mentor_id"):
             check_id(getattr(booking, name), field=name, label=f"booking {name}")
@@ -180,6 +182,8 @@ def build_request(
     destination: str | None = None
     if config.connect_destination_charges:
         destination = booking.mentor_stripe_account
+        if destination_for is not None:
+            destination = destination_for(booking)
         if not destination:
             raise BookingNotPayableError(
                 f"the mentor of booking {booking_id} has no connected Stripe account to "

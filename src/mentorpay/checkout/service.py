@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Row
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
+from mentorpay.accounts import AccountService
 from mentorpay.bookings import BookingInfo, BookingSource
 from mentorpay.checkout import sessions
 from mentorpay.checkout.request import (
@@ -80,6 +81,7 @@ class CheckoutService:
         clock: Callable[[], datetime] = utcnow,
         reuse_margin: timedelta = timedelta(minutes=5),
         line_item_name: Callable[[BookingInfo], str] = default_line_item_name,
+        accounts: AccountService | None = None,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -88,6 +90,7 @@ class CheckoutService:
         self._clock = clock
         self._reuse_margin = reuse_margin
         self._line_item_name = line_item_name
+        self._accounts = accounts
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -134,6 +137,14 @@ class CheckoutService:
             success_url=success_url,
             cancel_url=cancel_url,
             line_item_name=self._line_item_name,
+            destination_for=None if self._accounts is None else self._destination,
+        )
+
+    def _destination(self, booking: BookingInfo) -> str | None:
+        assert self._accounts is not None
+        named = booking.mentor_stripe_account
+        return self._accounts.destination(
+            booking.mentor_id, named, purpose="charges", require_ready=True
         )
 
     # -- local state ----------------------------------------------------------------------------

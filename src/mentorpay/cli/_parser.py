@@ -194,6 +194,20 @@ def _add_payouts(commands: Commands) -> None:
     cancel.add_argument("id", type=int, help=id_help)
 
 
+def _add_accounts(commands: Commands) -> None:
+    actions = group(commands, "accounts", "mentors' Stripe connected accounts")
+    listing = command(
+        actions, "list", "every mentor's account and its state", "accounts:cmd_accounts_list"
+    )
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
+    show = command(
+        actions, "show", "one mentor's account and what is due", "accounts:cmd_accounts_show"
+    )
+    show.add_argument("mentor", help="the mentor's id")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def _add_refund(commands: Commands) -> None:
     refund = command(
         commands, "refund", "refund a recorded payment through Stripe", "payments:cmd_refund"
@@ -287,6 +301,7 @@ SECTIONS: tuple[Callable[[Commands], None], ...] = (
     _add_ledger,
     _add_events,
     _add_payouts,
+    _add_accounts,
     _add_refund,
     _add_payments,
     _add_outbox,

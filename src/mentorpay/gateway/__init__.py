@@ -13,10 +13,14 @@ implementation on the official SDK.
   :class:`mentorpay.testing.FakeGateway`.
 """
 
+from mentorpay.gateway._accounts import ConnectLink
 from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
 from mentorpay.gateway.keys import (
+    account_idempotency_key,
+    account_link_idempotency_key,
     checkout_expire_idempotency_key,
     checkout_idempotency_key,
+    login_link_idempotency_key,
     payout_reversal_idempotency_key,
     payout_transfer_idempotency_key,
     refund_idempotency_key,
@@ -28,6 +32,7 @@ from mentorpay.gateway.protocol import (
     RefundReason,
 )
 from mentorpay.gateway.stripe import StripeGateway
+from mentorpay.stripe_objects import GatewayAccount as GatewayAccount
 from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
 from mentorpay.stripe_objects import GatewayCheckoutSession as GatewayCheckoutSession
 from mentorpay.stripe_objects import GatewayDispute as GatewayDispute
@@ -39,6 +44,8 @@ from mentorpay.stripe_objects import GatewayTransferReversal as GatewayTransferR
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
+    "ConnectLink",
+    "GatewayAccount",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",
@@ -49,9 +56,12 @@ __all__ = [
     "PaymentGateway",
     "RefundReason",
     "StripeGateway",
+    "account_idempotency_key",
+    "account_link_idempotency_key",
     "checkout_expire_idempotency_key",
     "checkout_idempotency_key",
     "is_missing_resource",
+    "login_link_idempotency_key",
     "outcome_unknown",
     "payout_reversal_idempotency_key",
     "payout_transfer_idempotency_key",

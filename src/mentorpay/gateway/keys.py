@@ -13,8 +13,11 @@ from mentorpay.errors import InvalidRequestError
 from mentorpay.money import Money
 
 __all__ = [
+    "account_idempotency_key",
+    "account_link_idempotency_key",
     "checkout_expire_idempotency_key",
     "checkout_idempotency_key",
+    "login_link_idempotency_key",
     "payout_reversal_idempotency_key",
     "payout_transfer_idempotency_key",
     "refund_idempotency_key",
@@ -84,3 +87,24 @@ def payout_transfer_idempotency_key(payout_request_id: int) -> str:
 def payout_reversal_idempotency_key(payout_request_id: int) -> str:
     """Key for reversing the transfer of one payout request."""
     return _key("payout", str(payout_request_id), "reversal")
+
+
+def account_idempotency_key(mentor_id: str) -> str:
+    """Key for creating the mentor's one connected account: the same for every call, so a
+    retry after a lost answer, or a concurrent onboarding, gets the account created first."""
+    mentor = mentor_id if len(mentor_id) <= 100 else "sha256-" + _digest(mentor_id)
+    return _key("account", mentor)
+
+
+def account_link_idempotency_key(account_id: str, issued_at: int) -> str:
+    """Key for one onboarding link of ``account_id``, issued at ``issued_at`` (epoch seconds).
+
+    Links are single-use and expire within minutes, so each onboarding asks for a fresh one;
+    the second makes a double click (and the SDK's own retries) replay one link, not make two.
+    """
+    return _key("account-link", account_id, str(issued_at))
+
+
+def login_link_idempotency_key(account_id: str, issued_at: int) -> str:
+    """Key for one Express dashboard login link of ``account_id`` (see the account link's)."""
+    return _key("login-link", account_id, str(issued_at))

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
 
+from mentorpay.gateway._accounts import ConnectLink, LinkType
 from mentorpay.money import Money
 from mentorpay.stripe_objects import (
+    GatewayAccount,
     GatewayCharge,
     GatewayCheckoutSession,
     GatewayDispute,
@@ -153,6 +155,28 @@ class PaymentGateway(Protocol):
 
     def retrieve_transfer(self, transfer_id: str) -> GatewayTransfer:
         """One Transfer; ``reversed`` once fully pulled back."""
+
+    def create_account(
+        self, *, mentor_id: str, idempotency_key: str, country: str | None = None
+    ) -> GatewayAccount:
+        """Create the mentor's Express connected account (``metadata[mentor_id]``)."""
+
+    def create_account_link(
+        self,
+        account_id: str,
+        *,
+        refresh_url: str,
+        return_url: str,
+        idempotency_key: str,
+        link_type: LinkType = "account_onboarding",
+    ) -> ConnectLink:
+        """A fresh, single-use onboarding link for a connected account."""
+
+    def create_login_link(self, account_id: str, *, idempotency_key: str) -> ConnectLink:
+        """A single-use link into a connected account's Express dashboard."""
+
+    def retrieve_account(self, account_id: str) -> GatewayAccount:
+        """One connected account: charges/payouts enabled, details submitted, what is due."""
 
     def list_payment_intents(
         self, *, created_gte: datetime, created_lt: datetime | None = None

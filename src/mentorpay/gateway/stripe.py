@@ -18,6 +18,7 @@ import stripe
 from pydantic import SecretStr
 
 from mentorpay.errors import ConfigurationError, GatewayError, InvalidRequestError
+from mentorpay.gateway._accounts import StripeAccountCalls
 from mentorpay.gateway._reads import GatewayReads, Resource
 from mentorpay.gateway.errors import _map_stripe_error
 from mentorpay.gateway.protocol import (
@@ -92,7 +93,7 @@ def _given(request: Mapping[str, Any], *names: str) -> dict[str, Any]:
     return given
 
 
-class StripeGateway(GatewayReads):
+class StripeGateway(GatewayReads, StripeAccountCalls):
     """:class:`PaymentGateway` on ``stripe.StripeClient`` (synchronous ``client.v1.*`` calls).
 
     ``max_network_retries``: how often the SDK itself retries a connection failure, a 409 or a

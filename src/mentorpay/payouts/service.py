@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Row
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
+from mentorpay.accounts import AccountService
 from mentorpay.config import MentorpayConfig
 from mentorpay.db import check_id, read_connection, run_in_transaction
 from mentorpay.errors import (
@@ -66,6 +67,7 @@ class PayoutService:
         clock: Callable[[], datetime] = utcnow,
         emit: Callable[[list[Effect]], None] | None = None,
         outbox: Outbox | None = None,
+        accounts: AccountService | None = None,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -73,6 +75,7 @@ class PayoutService:
         self._gateway = gateway
         self._clock = clock
         self._notify = _Notifier(emit, outbox)
+        self._accounts = accounts
         self._transfer_events = TransferEvents(
             self._transition, livemode=config.livemode, clock=clock
         )
@@ -110,9 +113,14 @@ class PayoutService:
         :class:`MentorNotFoundError` when the mentor never earned in that currency;
         :class:`InsufficientBalanceError` when it exceeds available or available is negative.
         ``destination``: the mentor's connected account (``acct_...``), required in
-        ``stripe_transfer`` mode; free text (a bank label) in manual mode.
+        ``stripe_transfer`` mode (default: mentorpay's account of the mentor, enabled or not:
+        :meth:`execute` waits for that); free text (a bank label) in manual mode.
         """
         method = self._config.payout_mode
+        if method == "stripe_transfer" and self._accounts is not None:
+            destination = self._accounts.destination(
+                mentor_id, destination, purpose="payouts", require_ready=False
+            )
         check_request(
             amount,
             min_payout=self._config.min_payout,
@@ -180,7 +188,11 @@ class PayoutService:
 
         Calling it again on a ``processing`` transfer payout whose transfer is not yet recorded
         retries the same transfer (same idempotency key); on one already sent it returns it.
+        An approved payout to a mentorpay-onboarded account that cannot receive payouts yet is
+        refused (:class:`AccountNotReadyError`, 409) and stays approved until it can.
         """
+        if self._accounts is not None:
+            _require_ready(self._accounts, self.get(payout_id))
 
         def claim(conn: Connection) -> PayoutView:
             row = storage.row(conn, payout_id, lock=True)
@@ -389,3 +401,11 @@ def _require_manual(row: Row[Any], action: str) -> None:
 def _authorize(view: PayoutView, mentor_id: str | None) -> None:
     if mentor_id is not None and view.mentor_id != mentor_id:
         raise NotAuthorizedError("this payout request belongs to another mentor", payout_id=view.id)
+
+
+def _require_ready(accounts: AccountService, view: PayoutView) -> None:
+    """Refuse to execute a transfer to an onboarded account that cannot receive payouts yet."""
+    if view.method == "stripe_transfer" and view.status == "approved":
+        accounts.destination(
+            view.mentor_id, view.destination, purpose="payouts", require_ready=True
+        )

@@ -8,6 +8,8 @@
   :func:`refund`, :func:`transfer`): signed, Stripe-shaped webhook events.
 - :class:`OfflineCheckout`, :func:`post_webhook`: a local page standing in for Stripe Checkout
   that sends the app the signed webhooks Stripe would send (the examples' offline mode).
+- :class:`OfflineConnect`: a local page standing in for Stripe's Connect onboarding that
+  enables the fake account and sends the app the signed ``account.updated``.
 - :func:`sqlite_engine`, :func:`postgres_engine`, :func:`truncate_all`: databases with
   mentorpay's tables, configured exactly as in production.
 """
@@ -37,6 +39,7 @@ from mentorpay.testing._offline import (
     WebhookDeliverer,
     post_webhook,
 )
+from mentorpay.testing._offline_connect import OfflineConnect, OnboardedAccount
 
 __all__ = [
     "POSTGRES_URL_ENV",
@@ -45,6 +48,8 @@ __all__ = [
     "GatewayCall",
     "InMemoryBookings",
     "OfflineCheckout",
+    "OfflineConnect",
+    "OnboardedAccount",
     "OutboxMailer",
     "PaidSession",
     "SignedEvent",

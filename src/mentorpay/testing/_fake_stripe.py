@@ -137,6 +137,11 @@ class FakeStripe:
 
     # -- the store ------------------------------------------------------------------------------
 
+    @property
+    def livemode(self) -> bool:
+        """The mode of the objects this Stripe makes."""
+        return self._livemode
+
     def now(self) -> int:
         """The clock as Stripe's ``created`` stamp."""
         return int(self._clock().timestamp())

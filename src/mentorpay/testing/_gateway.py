@@ -45,6 +45,7 @@ from mentorpay.gateway.protocol import (
     check_request,
 )
 from mentorpay.money import Money
+from mentorpay.testing._fake_accounts import DEFAULT_ACCOUNT_LINK_TEMPLATE, FakeAccountCalls
 from mentorpay.testing._fake_stripe import SESSION, FakeStripe
 
 __all__ = ["FakeGateway", "GatewayCall"]
@@ -88,13 +89,15 @@ def _recorded(method: str, request: Mapping[str, Any], shape: Any) -> dict[str, 
     return args
 
 
-class FakeGateway(GatewayReads):
+class FakeGateway(GatewayReads, FakeAccountCalls):
     """In-memory Stripe for tests and the offline demo (thread-safe).
 
     ``checkout_url_template`` formats each session's ``url`` (``{session_id}`` is replaced),
     e.g. ``"http://127.0.0.1:8000/fake-checkout/{session_id}"`` for a local checkout page.
     ``latency`` (seconds) delays every call before it acts, to widen race windows in
     concurrency tests. ``clock`` stamps ``created`` and checks expiry windows.
+    ``account_link_template`` formats onboarding URLs (``{account_id}``, ``{nonce}``), e.g. the
+    examples' offline Connect page; accounts are :class:`FakeAccountCalls`'.
     """
 
     def __init__(
@@ -104,8 +107,10 @@ class FakeGateway(GatewayReads):
         clock: Callable[[], datetime] = utcnow,
         latency: float = 0.0,
         livemode: bool = False,
+        account_link_template: str = DEFAULT_ACCOUNT_LINK_TEMPLATE,
     ) -> None:
         self.checkout_url_template = checkout_url_template
+        self.account_link_template = account_link_template
         self._latency = latency
         self._lock = threading.RLock()
         self._stripe = FakeStripe(clock, livemode)

@@ -26,7 +26,8 @@ dispute by its id and phase). Out-of-order events wait in the inbox (``_deferral
 
 Origin: before any handler runs, an event from the other Stripe mode (``livemode`` differing
 from ``config.livemode``) or from a connected account (``account`` set) is stored ``ignored``
-with its reason and moves no money (``account.updated`` excepted: it moves none anyway).
+with its reason and moves no money. ``account.updated`` (which moves none) is the reverse: it is
+accepted only from a connected account, and in the configured mode too.
 
 Failures: any exception in a handler rolls back the whole transaction. A typed
 :class:`~mentorpay.errors.MentorpayError` (a field the handler cannot use, a refund in another
@@ -174,11 +175,14 @@ def _origin_refusal(config: MentorpayConfig, env: EventEnvelope) -> str | None:
     card must never credit live money, and a connected account (a mentor's Standard account
     sending to a Connect endpoint) must never vouch for the platform's payments.
     """
-    if env.type in _NO_MONEY_TYPES:
-        return None
     if env.livemode != config.livemode:
         mode = "live" if config.livemode else "test"
         return f"livemode={str(env.livemode).lower()} event reached a {mode}-mode configuration"
+    if env.type in _NO_MONEY_TYPES:
+        # Only a connected account's own: the platform's account.updated is not a mentor's.
+        if env.account is None:
+            return f"{env.type} from the platform account, not a connected account"
+        return None
     if env.account is not None:
         return f"event from connected account {env.account}, not the platform account"
     return None
