@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from mentorpay._clock import utcnow
 from mentorpay.analytics import AnalyticsReport, AnalyticsService
 from mentorpay.bookings import BookingSource
+from mentorpay.cancellations import BookingService
 from mentorpay.checkout import CheckoutService
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
@@ -54,7 +55,6 @@ class MentorPay:
     ) -> None:
         self.config = config
         self.engine = coerce_engine(engine_or_session_factory)
-        self.bookings = bookings
         if gateway is None:
             if config.stripe_secret_key is None:
                 raise ConfigurationError(
@@ -75,6 +75,10 @@ class MentorPay:
         )
         self.checkout = CheckoutService(config, self.engine, bookings, gateway, clock=clock)
         self.refunds = RefundService(config, self.engine, gateway, clock=clock)
+        #: Booking operations (``cancel``); still answers ``get_booking`` like the host's source.
+        self.bookings: BookingService = BookingService(
+            config, self.engine, bookings, self.ledger, self.refunds, clock=clock
+        )
         self.payments = PaymentReviewService(
             config, self.engine, self.ledger, bookings, gateway, clock=clock
         )

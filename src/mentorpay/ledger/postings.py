@@ -145,6 +145,13 @@ def set_release_due(j: Journal, c: Connection, payment_intent_id: str, due_at: d
     )
 
 
+def keep_fee(j: Journal, c: Connection, payment_intent_id: str, refund: Money) -> None:
+    """A cancellation's refund keeps the platform's fee: record it before the refund is sent."""
+    s = j._lock(c, payment_intent_id)
+    rules.same_currency(s, refund, "cancellation refund")
+    j._update_payment(c, s, rules.keep_fee(s, refund.amount))
+
+
 def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Posting:
     """Pending -> available for one payment's free share, once."""
     s = j._lock(c, payment_intent_id)

@@ -241,6 +241,14 @@ class LedgerService(LedgerQueries, Journal):
             conn, postings.apply_refund_failure, payment_intent_id, refund_id, amount
         )
 
+    def keep_fee(
+        self, payment_intent_id: str, refund: Money, *, conn: Connection | None = None
+    ) -> None:
+        """A refund of ``refund`` is coming that the platform keeps its fee on (a mentee's late
+        cancellation): when it arrives it is taken from the mentor's share only (see
+        :func:`mentorpay.ledger.rules.payout_target`). Called before the refund is sent."""
+        self._run_posting(conn, postings.keep_fee, payment_intent_id, refund)
+
     def open_dispute(
         self,
         payment_intent_id: str,
