@@ -89,7 +89,7 @@ bps = st.integers(min_value=0, max_value=10_000)
     rate=bps,
 )
 def test_the_refund_never_exceeds_what_remains(
-    gross: int, reversed_: int, refund_bps: int, keep: bool, by: str, notice_h: int, rate: int
+    *, gross: int, reversed_: int, refund_bps: int, keep: bool, by: str, notice_h: int, rate: int
 ) -> None:
     """The refund is the rounded percentage of what remains, capped by it and, fee kept, by the
     mentor's share left; the mentor and the platform always refund all that remains."""
@@ -155,6 +155,7 @@ def apply(s: PaymentState, change: rules.RefundChange) -> PaymentState:
     mentor_cancels=st.booleans(),
 )
 def test_fee_and_payout_reversed_add_up_exactly(
+    *,
     gross: int,
     rate: int,
     before: int,
