@@ -91,8 +91,8 @@ bps = st.integers(min_value=0, max_value=10_000)
 def test_the_refund_never_exceeds_what_remains(
     *, gross: int, reversed_: int, refund_bps: int, keep: bool, by: str, notice_h: int, rate: int
 ) -> None:
-    """The refund is the rounded percentage of what remains, capped by it and, fee kept, by the
-    mentor's share left; the mentor and the platform always refund all that remains."""
+    """The refund is the rounded percentage of what remains, capped by it (and the share left)."""
+    # Fee kept: capped by the mentor's share left; the mentor and the platform refund it all.
     reversed_ = min(reversed_, gross)
     remaining = gross - reversed_
     split = CommissionPolicy(rate_bps=rate).split(Money(gross, "USD"))
@@ -163,10 +163,11 @@ def test_fee_and_payout_reversed_add_up_exactly(
     after: list[int],
     mentor_cancels: bool,
 ) -> None:
-    """Any pro-rata refunds, then a mentee's late cancellation keeping the fee, then more
-    refunds or a mentor's full refund: each step's fee + payout is exactly its refund, the fee
-    kept step takes nothing from the fee while the mentor's share covers it, nothing goes
-    negative or beyond the split, and a full refund reverses exactly fee and payout."""
+    """Fee and payout reversed add up exactly, whatever comes before and after a kept fee."""
+    # Pro-rata refunds, then a mentee's late cancellation keeping the fee, then more refunds or
+    # a mentor's full refund: each step's fee + payout is exactly its refund, the kept-fee step
+    # takes nothing from the fee on an untouched payment, nothing goes negative or beyond the
+    # split, and a full refund reverses exactly fee and payout.
     s = state(gross, rate)
     fee, payout = s.platform_fee, s.mentor_payout
     total = 0
@@ -219,8 +220,7 @@ def test_fee_and_payout_reversed_add_up_exactly(
 def test_a_failed_kept_fee_refund_gives_back_exactly_what_it_took(
     gross: int, rate: int, kept_bps: int
 ) -> None:
-    """A kept-fee refund that fails afterwards returns the mentor's share and the fee to
-    exactly where they were (cumulative targets, negative step)."""
+    """A kept-fee refund that fails afterwards puts the mentor's share back exactly."""
     s = state(gross, rate)
     kept = oracle_round(s.mentor_payout * kept_bps, 10_000)
     if kept == 0:

@@ -78,8 +78,7 @@ def http() -> Iterator[responses.RequestsMock]:
 def test_cancellation_refund_request_over_http(
     engine: Engine, http: responses.RequestsMock
 ) -> None:
-    """A mentee's cancellation 30h ahead sends half the price, the booking's metadata and the
-    booking-derived key; calling again returns the recorded answer without a second request."""
+    """A mentee cancelling 30h ahead sends half the price under the booking-derived key, once."""
     mp = facade(engine, StripeGateway("sk_test_123", max_network_retries=0))
     mp.ledger.record_payment(
         payment_intent_id="pi_1",

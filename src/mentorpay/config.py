@@ -89,6 +89,9 @@ class MentorpayConfig(BaseModel):
     #: What ``mp.bookings.cancel`` refunds: windows by notice, full refund when the mentor or
     #: the platform cancels, the fee kept on a mentee's late cancellation.
     cancellation: InstanceOf[CancellationPolicy] = CancellationPolicy()
+    #: Reconciliation also fetches Stripe's fees (one balance transaction per charge of the
+    #: period), posts the missing ones on ``stripe_fees`` and reports those that differ.
+    reconcile_fees: bool = False
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL

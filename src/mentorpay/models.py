@@ -142,6 +142,9 @@ class Payment(Base):
     #: Refunds (gross) the platform keeps its fee on: they come out of the mentor's share only
     #: (a mentee's late cancellation under a policy that keeps the fee; see ledger.rules).
     fee_kept: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Stripe's fees on this payment (processing, disputes; net of fees returned), posted from
+    #: its balance transactions to the ``stripe_fees`` account.
+    stripe_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Mentor share currently frozen by an open dispute, and the gross amount disputed.
     payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)

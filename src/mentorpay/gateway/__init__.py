@@ -28,6 +28,7 @@ from mentorpay.gateway.protocol import (
     RefundReason,
 )
 from mentorpay.gateway.stripe import StripeGateway
+from mentorpay.stripe_objects import GatewayBalanceTransaction as GatewayBalanceTransaction
 from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
 from mentorpay.stripe_objects import GatewayCheckoutSession as GatewayCheckoutSession
 from mentorpay.stripe_objects import GatewayDispute as GatewayDispute
@@ -39,6 +40,7 @@ from mentorpay.stripe_objects import GatewayTransferReversal as GatewayTransferR
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
+    "GatewayBalanceTransaction",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
 
 from mentorpay.money import Money
 from mentorpay.stripe_objects import (
+    GatewayBalanceTransaction,
     GatewayCharge,
     GatewayCheckoutSession,
     GatewayDispute,
@@ -153,6 +154,11 @@ class PaymentGateway(Protocol):
 
     def retrieve_transfer(self, transfer_id: str) -> GatewayTransfer:
         """One Transfer; ``reversed`` once fully pulled back."""
+
+    def retrieve_balance_transaction(
+        self, balance_transaction_id: str
+    ) -> GatewayBalanceTransaction:
+        """One BalanceTransaction (``txn_...``): Stripe's ``fee`` on a charge or dispute."""
 
     def list_payment_intents(
         self, *, created_gte: datetime, created_lt: datetime | None = None

@@ -152,6 +152,28 @@ def keep_fee(j: Journal, c: Connection, payment_intent_id: str, refund: Money) -
     j._update_payment(c, s, rules.keep_fee(s, refund.amount))
 
 
+def record_stripe_fee(
+    j: Journal, c: Connection, payment_intent_id: str, balance_transaction_id: str, fee: Money
+) -> Posting:
+    """Post Stripe's fee of one balance transaction of a payment, once per transaction."""
+    s = j._lock(c, payment_intent_id)
+    rules.same_currency(s, fee, "Stripe fee")
+    key = f"stripe_fee:{balance_transaction_id}"
+    plan = rules.stripe_fee(s, fee.amount)
+    # The key is claimed first: a fee already posted changes nothing, not even the row.
+    posting = j.post(
+        c,
+        business_key=key,
+        kind="stripe_fee",
+        currency=s.currency,
+        payment_intent_id=payment_intent_id,
+        legs=plan.legs or [],
+    )
+    if posting.created:
+        j._update_payment(c, s, plan.updates)
+    return Posting(key, posting.created, posting.transaction_id, fee)
+
+
 def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Posting:
     """Pending -> available for one payment's free share, once."""
     s = j._lock(c, payment_intent_id)

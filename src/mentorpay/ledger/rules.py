@@ -24,6 +24,8 @@ HELD: Final = "mentor_held"
 RESERVED: Final = "mentor_reserved"
 WITHDRAWN: Final = "mentor_withdrawn"
 SUSPENSE: Final = "platform_suspense"
+#: Stripe's fees (processing, disputes): a platform cost, debited as Stripe keeps them.
+STRIPE_FEES: Final = "stripe_fees"
 
 #: Mentor account -> column of the materialized balance row.
 BALANCE_ACCOUNTS: dict[str, str] = {
@@ -450,6 +452,16 @@ def dispute_closed(s: PaymentState, *, held: int, disputed: int, won: bool) -> P
         s, reversed_total=reversed_total, refunded=s.refund_applied, disputed=disputed_left
     )
     return Plan(legs, updates, from_other_holds, held)
+
+
+# -- Stripe's fees -------------------------------------------------------------------------------
+
+
+def stripe_fee(s: PaymentState, fee: int) -> Plan:
+    """Stripe kept ``fee`` of a payment's money (negative: gave a fee back): it leaves clearing
+    (Stripe holds that much less for the platform) and is booked as a platform cost."""
+    legs: list[Leg] = [(CLEARING, None, fee), (STRIPE_FEES, None, -fee)]
+    return Plan(legs, {"stripe_fee": s.stripe_fee + fee}, amount=fee)
 
 
 # -- payouts -----------------------------------------------------------------------------------

@@ -249,6 +249,24 @@ class LedgerService(LedgerQueries, Journal):
         :func:`mentorpay.ledger.rules.payout_target`). Called before the refund is sent."""
         self._run_posting(conn, postings.keep_fee, payment_intent_id, refund)
 
+    def record_stripe_fee(
+        self,
+        payment_intent_id: str,
+        balance_transaction_id: str,
+        fee: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Stripe kept ``fee`` of a payment (its balance transaction ``txn_...``: the charge's
+        processing fee, a dispute fee; negative when a fee came back): ``stripe_clearing`` ->
+        ``stripe_fees``, a platform cost, once per balance transaction. A zero fee writes
+        nothing. Reconciliation calls this with what Stripe's balance transactions say."""
+        if fee.amount == 0:
+            return Posting(f"stripe_fee:{balance_transaction_id}", created=False, amount=fee)
+        return self._run_posting(
+            conn, postings.record_stripe_fee, payment_intent_id, balance_transaction_id, fee
+        )
+
     def open_dispute(
         self,
         payment_intent_id: str,

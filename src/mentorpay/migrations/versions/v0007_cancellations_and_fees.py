@@ -6,8 +6,9 @@ Create Date: 2026-12-01 19:10:00.000000
 
 Adds ``mentorpay_cancellations`` (one row per cancelled booking: who, when, what the policy
 refunded and why) and, on payments, ``fee_kept`` (refunds the platform keeps its fee on, taken
-from the mentor's share only). Existing payments keep 0: their refunds stay pro rata. Stripe
-fees need no schema: they are journal postings on the ``stripe_fees`` account.
+from the mentor's share only; existing payments keep 0: their refunds stay pro rata) and
+``stripe_fee`` (Stripe's fees posted to the ``stripe_fees`` account, so ``verify`` can check
+``stripe_clearing`` and ``stripe_fees`` against the payments table).
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("fee_kept", sa.BigInteger(), server_default="0", nullable=False)
         )
+        batch_op.add_column(
+            sa.Column("stripe_fee", sa.BigInteger(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("mentorpay_payments", schema=None) as batch_op:
+        batch_op.drop_column("stripe_fee")
         batch_op.drop_column("fee_kept")
     op.drop_table("mentorpay_cancellations")
