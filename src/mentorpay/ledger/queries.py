@@ -313,7 +313,8 @@ def payments_refunded(conn: Connection, since: datetime, until: datetime) -> lis
 
 def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
     """Per currency, for payments created in ``[since, until)``: count, gross, platform fee,
-    mentor earnings, reversed, fee reversed, refunded / open-dispute / lost-dispute counts."""
+    mentor earnings, reversed, fee reversed, refunded / open-dispute / lost-dispute counts,
+    Stripe's fees posted."""
     p = _payments.c
     in_period = and_(p.created_at >= since, p.created_at < until)
     # refund_applied: refunds net of failed ones; the rest of amount_reversed is lost disputes.
@@ -332,6 +333,7 @@ def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
             func.sum(refunded),
             func.sum(open_disputes),
             func.sum(lost),
+            func.sum(p.stripe_fee),
         )
         .where(in_period)
         .group_by(p.currency)

@@ -4,8 +4,9 @@ each dispute opened in it, from their balance transactions, against what the led
 
 Fees are fetched here rather than at capture: webhooks stay free of Stripe calls (one
 transaction, nothing slow under a row lock), and a charge's balance transaction may not exist
-yet when ``checkout.session.completed`` arrives (bank debits). A payment's charges come from
-one listing of the period's charges (``balance_transaction`` is an id on each), then one
+yet when ``checkout.session.completed`` arrives (bank debits). A payment's charge comes from
+one listing of the period's charges (``balance_transaction`` is an id on each; a charge
+outside the listing is asked of its payment intent), then one
 ``GET /v1/balance_transactions/txn_...`` per charge; a dispute's balance transactions arrive
 expanded on the dispute itself, so they cost nothing more.
 
@@ -45,18 +46,19 @@ def check_fees(scope: Scope, *, report: KindReport, to_post: list[FeeToPost]) ->
     gateway = scope.gateway
     # Payment intent -> its balance transactions (charge first, then disputes).
     found: dict[str, list[GatewayBalanceTransaction]] = {}
-    txn_of_charge = {
-        c.id: c.balance_transaction_id
-        for c in gateway.list_charges(created_gte=scope.since, created_lt=scope.until)
-    }
+    listed = list(gateway.list_charges(created_gte=scope.since, created_lt=scope.until))
+    txn_of_charge = {c.id: c.balance_transaction_id for c in listed}
+    charge_of_intent = {c.payment_intent_id: c.id for c in listed if c.payment_intent_id}
     with read_connection(scope.engine) as conn:
         rows = {r.payment_intent_id: r for r in payments_created(conn, scope.since, scope.until)}
     for pi_id, row in sorted(rows.items()):
-        if row.charge_id is None:
+        # A payment recorded from its Checkout Session may not know its charge yet.
+        charge_id = row.charge_id or charge_of_intent.get(pi_id) or _latest_charge(scope, pi_id)
+        if charge_id is None:
             continue
-        txn_id = txn_of_charge.get(row.charge_id)
+        txn_id = txn_of_charge.get(charge_id)
         if txn_id is None:
-            txn_id = _charge_txn(scope, row.charge_id)
+            txn_id = _charge_txn(scope, charge_id)
         if txn_id is not None:
             txn = gateway.retrieve_balance_transaction(txn_id)
             found.setdefault(pi_id, []).append(txn)
@@ -76,6 +78,16 @@ def check_fees(scope: Scope, *, report: KindReport, to_post: list[FeeToPost]) ->
             _compare(
                 pi_id, currency, txn, posted=recorded.get(txn.id), report=report, to_post=to_post
             )
+
+
+def _latest_charge(scope: Scope, pi_id: str) -> str | None:
+    """The payment intent's charge, asked of Stripe (a charge outside the period's listing)."""
+    try:
+        return scope.gateway.retrieve_payment_intent(pi_id).latest_charge
+    except GatewayError as exc:
+        if not is_missing_resource(exc):
+            raise
+        return None
 
 
 def _charge_txn(scope: Scope, charge_id: str) -> str | None:
