@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from examples import common
+from examples import cancel_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -127,6 +127,18 @@ def create_app(
         webhook_url = common.webhook_url(str(request.base_url))
         paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
         return RedirectResponse(paid.success_url, status_code=303)
+
+    # -- the mentee's cancellation page (examples/cancel_pages.py) ------------------------------
+
+    @app.get("/bookings/{booking_id}/cancel", response_class=HTMLResponse)
+    def cancel_page(booking_id: str) -> HTMLResponse:
+        return HTMLResponse(cancel_pages.cancel_page_html(ex, booking_id))
+
+    @app.post("/bookings/{booking_id}/cancel")
+    def cancel_booking(request: Request, booking_id: str, user: User) -> dict[str, Any]:
+        # Plain def (threadpool): offline, this POSTs the refund webhook to this same app.
+        webhook_url = common.webhook_url(str(request.base_url))
+        return cancel_pages.cancel_booking(ex, booking_id, user=user, webhook_url=webhook_url)
 
     return app
 

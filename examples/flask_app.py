@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from examples import common
+from examples import cancel_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -126,6 +126,19 @@ def create_app(
         webhook_url = common.webhook_url(request.url_root)
         paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
         return redirect(paid.success_url, code=303)
+
+    # -- the mentee's cancellation page (examples/cancel_pages.py) ------------------------------
+
+    @app.get("/bookings/<booking_id>/cancel")
+    def cancel_page(booking_id: str) -> str:
+        return cancel_pages.cancel_page_html(ex, booking_id)
+
+    @app.post("/bookings/<booking_id>/cancel")
+    def cancel_booking(booking_id: str) -> dict[str, Any]:
+        webhook_url = common.webhook_url(request.url_root)
+        return cancel_pages.cancel_booking(
+            ex, booking_id, user=current_user(), webhook_url=webhook_url
+        )
 
     return app
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mentorpay.cancellation import CancellationPolicy, RefundWindow
+from mentorpay.cancellation import CancellationPolicy, RefundWindow, describe_notice
 from mentorpay.commission import CommissionPolicy
 from mentorpay.errors import InvalidRequestError
 from mentorpay.ledger import rules
@@ -50,6 +50,15 @@ def test_mentor_and_platform_cancel_with_a_full_refund_and_the_fee_returned() ->
             by, -timedelta(days=1), remaining=Money(3000, "GBP"), payout_left=Money(100, "GBP")
         )
         assert (decision.refund, decision.fee_kept) == (Money(3000, "GBP"), False)
+
+
+def test_notices_read_as_hours() -> None:
+    """Rules name their windows in hours ("24 hours"), odd notices to the minute."""
+    assert describe_notice(timedelta(hours=24)) == "24 hours"
+    assert describe_notice(timedelta(hours=1)) == "1 hour"
+    assert describe_notice(timedelta(minutes=90)) == "1h30m"
+    rule = POLICY.refund_bps("mentee", timedelta(hours=30))[1]
+    assert rule == "cancelled by the mentee at least 24 hours ahead"
 
 
 def test_bad_policies_and_inputs_are_refused() -> None:

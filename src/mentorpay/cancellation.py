@@ -30,6 +30,7 @@ __all__ = [
     "CancellationPolicy",
     "CancelledBy",
     "RefundWindow",
+    "describe_notice",
 ]
 
 #: Who cancels a booking. A mentor no-show is reported by the platform.
@@ -106,7 +107,8 @@ class CancellationPolicy:
             )
         for window in self.windows:
             if notice >= window.notice:
-                return window.refund_bps, f"cancelled by the mentee at least {window.notice} ahead"
+                ahead = describe_notice(window.notice)
+                return window.refund_bps, f"cancelled by the mentee at least {ahead} ahead"
         return self.late_refund_bps, f"cancelled by the mentee with {_notice(notice)} notice"
 
     def decide(
@@ -137,4 +139,13 @@ class CancellationPolicy:
 def _notice(notice: timedelta) -> str:
     if notice < timedelta(0):
         return "no"
-    return str(notice)
+    return describe_notice(notice)
+
+
+def describe_notice(notice: timedelta) -> str:
+    """A notice for people: whole hours as "24 hours", anything else to the minute."""
+    minutes = int(notice.total_seconds()) // 60
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour" if hours == 1 else f"{hours} hours"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
