@@ -209,11 +209,12 @@ def test_refund_booking_refunds_the_bookings_payment(engine: Engine) -> None:
         mp.refunds.refund_booking("43")
 
 
-def test_concurrent_cancels_refund_once(pg_engine: Engine) -> None:
+@pytest.mark.parametrize("pay", [True, False], ids=["paid", "unpaid"])
+def test_concurrent_cancels_refund_once(pg_engine: Engine, pay: bool) -> None:
     """Eight threads cancel one booking at once on PostgreSQL: one cancellation, one refund."""
     fake = FakeGateway(clock=lambda: NOW)
     mp = facade(pg_engine, fake)
-    charge = paid(mp, fake)
+    charge = paid(mp, fake) if pay else None
     results: list[Any] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
@@ -232,5 +233,11 @@ def test_concurrent_cancels_refund_once(pg_engine: Engine) -> None:
         t.join()
     assert errors == []
     assert sum(r.created for r in results) == 1
+    if charge is None:
+        assert {r.refund for r in results} == {None}
+        return
     assert {r.refund.refund_id for r in results} == {results[0].refund.refund_id}
     assert fake.charge(charge["id"])["amount_refunded"] == 2500
+    assert deliver(mp, "charge.refunded", fake.charge(charge["id"])) == "success"
+    assert mp.ledger.balance("3", "GBP").pending == Money(2000, "GBP")
+    assert mp.ledger.verify().ok

@@ -142,7 +142,9 @@ class BookingService:
     ) -> CancellationResult:
         """Cancel a booking and refund what the policy says, once per booking.
 
-        ``at`` is when the cancellation happened (default: now). Raises
+        ``at`` is when the cancellation happened (default: now), from the host's own clock or
+        records, never from the canceller's input (an earlier ``at`` means a larger refund).
+        Raises
         :class:`BookingNotFoundError`, :class:`InvalidRequestError` (unknown ``by``, a naive
         ``at``, a mentee cancelling a booking without ``starts_at``), and what
         :meth:`RefundService.refund` raises when Stripe refuses or cannot be reached (the
@@ -200,18 +202,21 @@ class BookingService:
                     "refund_amount": decision.refund.amount,
                     "rule": decision.rule,
                 }
-                if decision.fee_kept and decision.refund.is_positive():
-                    self._ledger.keep_fee(payment.payment_intent_id, decision.refund, conn=conn)
             refunds = values["refund_amount"] > 0
             values["request_key"] = cancellation_request_id(booking_id) if refunds else None
-            conn.execute(
+            inserted = conn.execute(
                 insert_for(conn, _cancellations)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=["booking_id"])
-            )
+                .returning(_cancellations.c.id)
+            ).first()
+            if inserted is not None and payment is not None and values["fee_kept"] and refunds:
+                # Only the cancellation that was recorded tells the ledger, before any refund.
+                refund = Money(values["refund_amount"], payment.currency)
+                self._ledger.keep_fee(payment.payment_intent_id, refund, conn=conn)
             row = _find(conn, booking_id)
             assert row is not None  # inserted, or a concurrent insert won and committed
-            return row, True
+            return row, inserted is not None
 
         row, created = run_in_transaction(self._engine, record, retries=self._config.db_retries)
         refund: RefundResult | None = None
