@@ -156,9 +156,11 @@ def record_stripe_fee(
     j: Journal, c: Connection, payment_intent_id: str, balance_transaction_id: str, fee: Money
 ) -> Posting:
     """Post Stripe's fee of one balance transaction of a payment, once per transaction."""
+    key = f"stripe_fee:{balance_transaction_id}"
+    if fee.amount == 0:
+        return Posting(key, created=False, amount=fee)
     s = j._lock(c, payment_intent_id)
     rules.same_currency(s, fee, "Stripe fee")
-    key = f"stripe_fee:{balance_transaction_id}"
     plan = rules.stripe_fee(s, fee.amount)
     # The key is claimed first: a fee already posted changes nothing, not even the row.
     posting = j.post(

@@ -244,9 +244,8 @@ class LedgerService(LedgerQueries, Journal):
     def keep_fee(
         self, payment_intent_id: str, refund: Money, *, conn: Connection | None = None
     ) -> None:
-        """A refund of ``refund`` is coming that the platform keeps its fee on (a mentee's late
-        cancellation): when it arrives it is taken from the mentor's share only (see
-        :func:`mentorpay.ledger.rules.payout_target`). Called before the refund is sent."""
+        """A coming refund keeps the platform's fee (a mentee's late cancellation): it will come
+        from the mentor's share only (:func:`~mentorpay.ledger.rules.payout_target`)."""
         self._run_posting(conn, postings.keep_fee, payment_intent_id, refund)
 
     def record_stripe_fee(
@@ -257,12 +256,8 @@ class LedgerService(LedgerQueries, Journal):
         *,
         conn: Connection | None = None,
     ) -> Posting:
-        """Stripe kept ``fee`` of a payment (its balance transaction ``txn_...``: the charge's
-        processing fee, a dispute fee; negative when a fee came back): ``stripe_clearing`` ->
-        ``stripe_fees``, a platform cost, once per balance transaction. A zero fee writes
-        nothing. Reconciliation calls this with what Stripe's balance transactions say."""
-        if fee.amount == 0:
-            return Posting(f"stripe_fee:{balance_transaction_id}", created=False, amount=fee)
+        """Stripe kept ``fee`` of a payment (a balance transaction's fee; negative: returned):
+        ``stripe_clearing`` -> ``stripe_fees``, once per balance transaction; 0 writes nothing."""
         return self._run_posting(
             conn, postings.record_stripe_fee, payment_intent_id, balance_transaction_id, fee
         )
