@@ -242,3 +242,45 @@ def test_a_failed_kept_fee_refund_gives_back_exactly_what_it_took(
     assert (refunded.payout_reversed, refunded.fee_reversed) == (kept, 0)
     undone = rules.refund_change(refunded, amount_refunded=kept, refund_failed=kept)
     assert (undone.payout, undone.fee) == (-kept, 0)
+
+
+def with_updates(s: PaymentState, updates: dict[str, object]) -> PaymentState:
+    """The state after a plan's row updates."""
+    return PaymentState.from_mapping({**{f: getattr(s, f) for f in s.__slots__}, **updates})
+
+
+@given(
+    gross=st.integers(min_value=1, max_value=10**7),
+    rate=bps,
+    kept_bps=bps,
+    disputed_bps=st.integers(min_value=1, max_value=10_000),
+    refund_first=st.booleans(),
+)
+def test_a_lost_dispute_after_a_kept_fee_stays_exact(
+    *, gross: int, rate: int, kept_bps: int, disputed_bps: int, refund_first: bool
+) -> None:
+    """A dispute lost around a kept-fee refund reverses fee and payout within the split."""
+    s = state(gross, rate)
+    kept = oracle_round(s.mentor_payout * kept_bps, 10_000)
+    s = with_updates(s, rules.keep_fee(s, kept))
+    if refund_first and kept:
+        s = apply(s, rules.refund_change(s, amount_refunded=kept, refund_failed=0))
+    disputed = max(1, oracle_round((gross - s.amount_reversed) * disputed_bps, 10_000))
+    opening = rules.dispute_opened(s, Money(disputed, "USD"))
+    if opening.plan is None:
+        return
+    s = with_updates(s, opening.plan.updates)
+    closing = rules.dispute_closed(s, held=opening.hold, disputed=opening.disputed, won=False)
+    s = with_updates(s, closing.updates)
+    assert s.fee_reversed + s.payout_reversed == s.amount_reversed <= gross
+    assert 0 <= s.fee_reversed <= s.platform_fee and 0 <= s.payout_reversed <= s.mentor_payout
+    if not refund_first and kept:
+        # The kept-fee refund arrives after the lost dispute: still exact, never beyond gross
+        # (Stripe's amount_refunded counts refunds only; the ledger clamps to what is left).
+        s = apply(s, rules.refund_change(s, amount_refunded=kept, refund_failed=0))
+        assert s.fee_reversed + s.payout_reversed == s.amount_reversed <= gross
+        assert 0 <= s.fee_reversed <= s.platform_fee and 0 <= s.payout_reversed <= s.mentor_payout
+    if s.amount_reversed == gross:
+        assert (s.fee_reversed, s.payout_reversed) == (s.platform_fee, s.mentor_payout)
+    legs = closing.legs or []
+    assert sum(amount for _, _, amount in legs) == 0
