@@ -39,12 +39,16 @@ def _deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 
 def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
-    """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout."""
+    """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout,
+    a cancellation."""
     engine = sqlite_engine(tmp_path, "stamps.db")
     bookings = InMemoryBookings(
         [
             BookingInfo("1", "u7", "m3", Money(10000, "GBP"), "confirmed"),
             BookingInfo("2", "u7", "m3", Money(5000, "GBP"), "confirmed"),
+            BookingInfo(
+                "3", "u7", "m3", Money(5000, "GBP"), "confirmed", starts_at=NOW + timedelta(days=1)
+            ),
         ]
     )
     fake = FakeGateway(clock=lambda: NOW)
@@ -77,6 +81,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.payouts.approve(payout.id, approver="admin")
     mp.payouts.execute(payout.id)
     mp.payouts.mark_paid(payout.id, reference="wire-1")
+    mp.bookings.cancel("3", by="mentor")  # unpaid: a cancellation row, nothing refunded
     return mp, tmp_path / "stamps.db"
 
 
