@@ -38,6 +38,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode, urljoin
 
@@ -186,6 +187,8 @@ class Example:
             mentor_id=DEMO_MENTOR,
             price=Money.parse("50.00", "gbp"),
             status="confirmed",
+            # Tomorrow: cancelling now is a late cancellation (see examples/cancel_pages.py).
+            starts_at=datetime.now(UTC) + timedelta(hours=30),
         )
         self.bookings.add(booking)
         return booking

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from examples import accounts_pages, common
+from examples import accounts_pages, cancel_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -129,6 +129,18 @@ def create_app(
         return RedirectResponse(paid.success_url, status_code=303)
 
     accounts_pages.mount_fastapi(app, ex, User, Body)
+    # -- the mentee's cancellation page (examples/cancel_pages.py) ------------------------------
+
+    @app.get("/bookings/{booking_id}/cancel", response_class=HTMLResponse)
+    def cancel_page(booking_id: str) -> HTMLResponse:
+        return HTMLResponse(cancel_pages.cancel_page_html(ex, booking_id))
+
+    @app.post("/bookings/{booking_id}/cancel")
+    def cancel_booking(request: Request, booking_id: str, user: User) -> dict[str, Any]:
+        # Plain def (threadpool): offline, this POSTs the refund webhook to this same app.
+        webhook_url = common.webhook_url(str(request.base_url))
+        return cancel_pages.cancel_booking(ex, booking_id, user=user, webhook_url=webhook_url)
+
     return app
 
 

@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from examples import accounts_pages, common
+from examples import accounts_pages, cancel_pages, common
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, post_webhook
 
@@ -128,6 +128,19 @@ def create_app(
         return redirect(paid.success_url, code=303)
 
     accounts_pages.mount_flask(app, ex, current_user, read_body)
+    # -- the mentee's cancellation page (examples/cancel_pages.py) ------------------------------
+
+    @app.get("/bookings/<booking_id>/cancel")
+    def cancel_page(booking_id: str) -> str:
+        return cancel_pages.cancel_page_html(ex, booking_id)
+
+    @app.post("/bookings/<booking_id>/cancel")
+    def cancel_booking(booking_id: str) -> dict[str, Any]:
+        webhook_url = common.webhook_url(request.url_root)
+        return cancel_pages.cancel_booking(
+            ex, booking_id, user=current_user(), webhook_url=webhook_url
+        )
+
     return app
 
 

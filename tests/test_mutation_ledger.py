@@ -454,8 +454,7 @@ def test_only_a_plain_payment_gets_a_release_date(engine: Engine) -> None:
 
 
 def test_dispute_postings_name_the_mentor(engine: Engine) -> None:
-    """Kills `s.mentor_id or None` -> `and None` in open_dispute and close_dispute: the journal
-    transactions of a dispute name the payment's mentor, so a mentor's journal shows them."""
+    """Kills `s.mentor_id or None` -> `and None`: a dispute's journal rows name the mentor."""
     ledger = LedgerService(engine)
     pay(ledger, "pi_1", 1000)
     ledger.open_dispute("pi_1", "dp_1", gbp(1000))
@@ -470,8 +469,7 @@ def test_dispute_postings_name_the_mentor(engine: Engine) -> None:
 
 
 def test_a_destination_charge_is_paid_out_at_capture(engine: Engine) -> None:
-    """Kills `destination is None` -> `is not None` in record_payment (PostgreSQL's one-statement
-    path): a Connect destination charge goes straight to withdrawn, never to pending."""
+    """Kills `destination is None` -> `is not None` (the CTE): Connect goes to withdrawn."""
     ledger = LedgerService(engine)
     pay(ledger, "pi_1", 1000, destination="acct_1")
     balance = ledger.balance("m1", GBP)
@@ -480,8 +478,7 @@ def test_a_destination_charge_is_paid_out_at_capture(engine: Engine) -> None:
 
 
 def test_a_new_payment_reports_its_own_row_id(engine: Engine) -> None:
-    """Kills `found[0][0]` -> `found[0][1]` in record_payment (PostgreSQL's one-statement path,
-    whose row is (payment id, journal transaction id)): the record carries the payment's id."""
+    """Kills `found[0][0]` -> `found[0][1]` (PostgreSQL's CTE): the record has its own row id."""
     ledger = LedgerService(engine)
     pay(ledger, "pi_1", 1000)
     ledger.apply_refund_total("pi_1", gbp(100))  # one more journal transaction than payments

@@ -40,12 +40,15 @@ def _deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout,
-    a mentor's connected account."""
+    a mentor's connected account, a cancellation."""
     engine = sqlite_engine(tmp_path, "stamps.db")
     bookings = InMemoryBookings(
         [
             BookingInfo("1", "u7", "m3", Money(10000, "GBP"), "confirmed"),
             BookingInfo("2", "u7", "m3", Money(5000, "GBP"), "confirmed"),
+            BookingInfo(
+                "3", "u7", "m3", Money(5000, "GBP"), "confirmed", starts_at=NOW + timedelta(days=1)
+            ),
         ]
     )
     fake = FakeGateway(clock=lambda: NOW)
@@ -79,6 +82,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.payouts.execute(payout.id)
     mp.payouts.mark_paid(payout.id, reference="wire-1")
     mp.accounts.onboard("m3", refresh_url="https://a.test/r", return_url="https://a.test/ok")
+    mp.bookings.cancel("3", by="mentor")  # unpaid: a cancellation row, nothing refunded
     return mp, tmp_path / "stamps.db"
 
 

@@ -24,6 +24,13 @@ if _typing.TYPE_CHECKING:
     )
     from mentorpay.app import MentorPay
     from mentorpay.bookings import BookingInfo, BookingSource
+    from mentorpay.cancellation import (
+        CancellationDecision,
+        CancellationPolicy,
+        CancelledBy,
+        RefundWindow,
+    )
+    from mentorpay.cancellations import BookingService, CancellationResult
     from mentorpay.checkout import CheckoutService, CheckoutSessionInfo
     from mentorpay.commission import CommissionPolicy, CommissionResolver, Split, split_refund
     from mentorpay.config import MentorpayConfig
@@ -84,7 +91,12 @@ __all__ = [
     "BookingInfo",
     "BookingNotFoundError",
     "BookingNotPayableError",
+    "BookingService",
     "BookingSource",
+    "CancellationDecision",
+    "CancellationPolicy",
+    "CancellationResult",
+    "CancelledBy",
     "CardError",
     "CheckoutFunnel",
     "CheckoutService",
@@ -131,6 +143,7 @@ __all__ = [
     "Reconciler",
     "RefundResult",
     "RefundService",
+    "RefundWindow",
     "Split",
     "StripeGateway",
     "UnknownCurrencyError",
@@ -151,6 +164,8 @@ _SOURCES: tuple[str, ...] = (
     "mentorpay.analytics",
     "mentorpay.app",
     "mentorpay.bookings",
+    "mentorpay.cancellation",
+    "mentorpay.cancellations",
     "mentorpay.checkout",
     "mentorpay.commission",
     "mentorpay.config",

@@ -7,6 +7,9 @@ never added across currencies, and computed with aggregate queries over mentorpa
 - payments made in ``[since, until)``: count, gross, platform fee and mentor earnings as
   captured, and how much of them was later reversed (refunds, lost disputes);
 - disputes among those payments (open and lost);
+- net earnings: the commission kept (gross commission minus what refunds and lost disputes
+  reversed) minus Stripe's fees on those payments (processing and dispute fees, posted on
+  ``stripe_fees`` by reconciliation, see :mod:`mentorpay.reconcile.fees`);
 - Checkout conversion: sessions created in the period that were paid, over all sessions
   created in it that reached Stripe;
 - operations, as of now rather than of the period: deferred events waiting longer than
@@ -48,11 +51,28 @@ class CurrencySummary:
     payments_refunded: int
     disputes_open: int
     disputes_lost: int
+    #: Stripe's fees on these payments (processing, disputes), net of fees returned.
+    stripe_fees: Money | None = None
 
     @property
     def net_commission(self) -> Money:
         """Commission kept after refunds and lost disputes."""
         return self.platform_fee - self.fee_reversed
+
+    @property
+    def gross_commission(self) -> Money:
+        """The platform's fee as captured, before refunds, disputes and Stripe's fees."""
+        return self.platform_fee
+
+    @property
+    def fees(self) -> Money:
+        """Stripe's fees (zero when none were posted)."""
+        return self.stripe_fees if self.stripe_fees is not None else Money.zero(self.currency)
+
+    @property
+    def net_earnings(self) -> Money:
+        """What the platform earned: commission kept minus Stripe's fees (may be negative)."""
+        return self.net_commission - self.fees
 
     @property
     def refund_rate_bps(self) -> int:
@@ -70,6 +90,9 @@ class CurrencySummary:
             "refunded": self.refunded.amount,
             "fee_reversed": self.fee_reversed.amount,
             "net_commission": self.net_commission.amount,
+            "gross_commission": self.gross_commission.amount,
+            "stripe_fees": self.fees.amount,
+            "net_earnings": self.net_earnings.amount,
             "payments_refunded": self.payments_refunded,
             "refund_rate_bps": self.refund_rate_bps,
             "disputes_open": self.disputes_open,
@@ -168,6 +191,7 @@ class AnalyticsService:
                 payments_refunded=int(n_refunded),
                 disputes_open=int(n_open),
                 disputes_lost=int(n_lost),
+                stripe_fees=Money(int(stripe_fees or 0), cur),
             )
             for (
                 cur,
@@ -180,6 +204,7 @@ class AnalyticsService:
                 n_refunded,
                 n_open,
                 n_lost,
+                stripe_fees,
             ) in rows
         ]
         funnel = CheckoutFunnel(int(created), int(completed), int(expired))

@@ -17,6 +17,7 @@ from mentorpay._clock import utcnow
 from mentorpay.accounts import AccountService
 from mentorpay.analytics import AnalyticsReport, AnalyticsService
 from mentorpay.bookings import BookingSource
+from mentorpay.cancellations import BookingService
 from mentorpay.checkout import CheckoutService
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
@@ -56,7 +57,6 @@ class MentorPay:
     ) -> None:
         self.config = config
         self.engine = coerce_engine(engine_or_session_factory)
-        self.bookings = bookings
         if gateway is None:
             if config.stripe_secret_key is None:
                 raise ConfigurationError(
@@ -81,6 +81,10 @@ class MentorPay:
             config, self.engine, bookings, gateway, clock=clock, accounts=self.accounts
         )
         self.refunds = RefundService(config, self.engine, gateway, clock=clock)
+        #: Booking operations (``cancel``); still answers ``get_booking`` like the host's source.
+        self.bookings: BookingService = BookingService(
+            config, self.engine, bookings, self.ledger, self.refunds, clock=clock
+        )
         self.payments = PaymentReviewService(
             config, self.engine, self.ledger, bookings, gateway, clock=clock
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from mentorpay.money import Money
@@ -24,6 +25,8 @@ class BookingInfo:
     status: str
     #: The mentor's Stripe connected account (``acct_...``), for Connect destination charges.
     mentor_stripe_account: str | None = None
+    #: When the session takes place (aware, UTC); cancellation windows count back from it.
+    starts_at: datetime | None = None
 
     @property
     def payable(self) -> bool:

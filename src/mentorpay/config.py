@@ -24,6 +24,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from mentorpay.cancellation import CancellationPolicy
 from mentorpay.commission import CommissionPolicy, CommissionResolver, resolve_policy
 from mentorpay.db import Pooler, pooler_from_env
 from mentorpay.errors import ConfigurationError
@@ -85,6 +86,12 @@ class MentorpayConfig(BaseModel):
     #: A second payment for an already-paid booking is parked for review; with this set it is
     #: also refunded automatically after commit (under a deterministic idempotency key).
     refund_duplicate_payments: bool = False
+    #: What ``mp.bookings.cancel`` refunds: windows by notice, full refund when the mentor or
+    #: the platform cancels, the fee kept on a mentee's late cancellation.
+    cancellation: InstanceOf[CancellationPolicy] = CancellationPolicy()
+    #: Reconciliation also fetches Stripe's fees (one balance transaction per charge of the
+    #: period), posts the missing ones on ``stripe_fees`` and reports those that differ.
+    reconcile_fees: bool = False
     #: Bounded retries on serialization failures and deadlocks.
     db_retries: Annotated[int, Field(ge=0, le=50)] = 8
     database_url: str = DEFAULT_DATABASE_URL

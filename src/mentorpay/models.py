@@ -34,6 +34,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Base",
+    "Cancellation",
     "CheckoutSession",
     "Dispute",
     "LedgerEntry",
@@ -48,6 +49,7 @@ __all__ = [
     "UTCDateTime",
     "WebhookEvent",
     "balances_table",
+    "cancellations_table",
     "checkout_sessions_table",
     "disputes_table",
     "entries_table",
@@ -139,6 +141,12 @@ class Payment(Base):
     # rest of amount_reversed is lost disputes. Server defaults fill rows written before them.
     refund_failed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     refund_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Refunds (gross) the platform keeps its fee on: they come out of the mentor's share only
+    #: (a mentee's late cancellation under a policy that keeps the fee; see ledger.rules).
+    fee_kept: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Stripe's fees on this payment (processing, disputes; net of fees returned), posted from
+    #: its balance transactions to the ``stripe_fees`` account.
+    stripe_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Mentor share currently frozen by an open dispute, and the gross amount disputed.
     payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -460,3 +468,28 @@ outbox_table = cast(Table, OutboxEffect.__table__)
 sent_messages_table = cast(Table, SentMessage.__table__)
 refund_requests_table = cast(Table, RefundRequest.__table__)
 mentor_accounts_table = cast(Table, MentorAccount.__table__)
+
+
+class Cancellation(Base):
+    """A booking's cancellation, once per booking (owned by :mod:`mentorpay.cancellations`):
+    who cancelled, when, what the policy refunded and why, and the refund request it made."""
+
+    __tablename__ = "mentorpay_cancellations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    booking_id: Mapped[str] = mapped_column(Id, unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(Id)
+    cancelled_by: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_bps: Mapped[int] = mapped_column(Integer)
+    fee_kept: Mapped[bool] = mapped_column(Boolean)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    refund_amount: Mapped[int] = mapped_column(BigInteger)
+    rule: Mapped[str] = mapped_column(Text)
+    request_key: Mapped[str | None] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+cancellations_table = cast(Table, Cancellation.__table__)

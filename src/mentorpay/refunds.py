@@ -57,7 +57,7 @@ from mentorpay.gateway import (
     outcome_unknown,
     refund_idempotency_key,
 )
-from mentorpay.ledger.queries import locked_payment
+from mentorpay.ledger.queries import locked_payment, paid_by
 from mentorpay.ledger.state import PaymentState
 from mentorpay.models import refund_requests_table as _requests
 from mentorpay.money import Money, check_charge_amount
@@ -232,6 +232,24 @@ class RefundService:
                 self._update(request.id)
             return _result(request, request.refund_id, request.status)
         return self._send(claim)
+
+    def refund_booking(
+        self,
+        booking_id: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> RefundResult:
+        """:meth:`refund` of the payment that paid ``booking_id`` (everything left if ``amount``
+        is ``None``). Raises :class:`PaymentNotFoundError` when nothing paid the booking."""
+        with self._engine.connect() as conn:
+            paid = paid_by(conn, booking_id)
+        if paid is None:
+            raise PaymentNotFoundError(
+                f"no payment recorded for booking {booking_id}", booking_id=booking_id
+            )
+        return self.refund(paid[0], amount, reason, request_id=request_id)
 
     # -- the claim ------------------------------------------------------------------------------
 

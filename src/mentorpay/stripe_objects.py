@@ -49,6 +49,7 @@ __all__ = [
     "CheckoutSessionObject",
     "DisputeObject",
     "GatewayAccount",
+    "GatewayBalanceTransaction",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",
@@ -327,6 +328,8 @@ class GatewayCharge(GatewayObject):
     status: LooseText = ""
     created: Timestamp = None
     metadata: LooseMetadata = Field(default_factory=dict)
+    #: Its balance transaction (id, or expanded): where Stripe's processing fee is.
+    balance_transaction_id: LooseRef = Field(default=None, validation_alias="balance_transaction")
 
 
 class _ChargeClaim(GatewayObject):
@@ -352,8 +355,41 @@ class GatewayRefund(_ChargeClaim):
         return Money(self.amount, self.currency)
 
 
+def _balance_transactions(value: Any) -> tuple[GatewayBalanceTransaction, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        GatewayBalanceTransaction.from_dict(t)
+        for t in value
+        if isinstance(t, Mapping) and isinstance(t.get("id"), str)
+    )
+
+
+class GatewayBalanceTransaction(GatewayObject):
+    """A BalanceTransaction: what a charge or dispute did to the platform's Stripe balance;
+    ``fee`` is what Stripe kept (negative when a fee came back)."""
+
+    amount: LooseAmount = 0
+    fee: LooseAmount = 0
+    net: LooseAmount = 0
+    currency: LooseCurrency = ""
+    type: LooseText = ""
+    source_id: LooseRef = Field(default=None, validation_alias="source")
+    created: Timestamp = None
+
+    @property
+    def fee_money(self) -> Money:
+        """Stripe's fee."""
+        return Money(self.fee, self.currency)
+
+
 class GatewayDispute(_ChargeClaim):
-    """A Dispute: ``status`` ``won`` / ``lost`` once closed."""
+    """A Dispute: ``status`` ``won`` / ``lost`` once closed. ``balance_transactions`` (always
+    expanded by Stripe) carry the dispute fee and, when it came back, its return."""
+
+    balance_transactions: Annotated[
+        tuple[GatewayBalanceTransaction, ...], PlainValidator(_balance_transactions)
+    ] = ()
 
     @property
     def closed(self) -> bool:

@@ -59,6 +59,11 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
     ]
     headers = ["currency", "payments", "gross", "commission", "refunded", "refund rate"]
     out.line(table([*headers, "disputes open", "disputes lost"], rows) if rows else "no payments")
+    for c in report.currencies:
+        out.line(
+            f"net earnings {c.currency}: commission {c.gross_commission}, kept "
+            f"{c.net_commission}, Stripe fees {c.fees}, net {c.net_earnings}"
+        )
     funnel = report.checkout
     out.line(
         f"checkout: {funnel.created} sessions, {funnel.completed} paid, {funnel.expired} expired"

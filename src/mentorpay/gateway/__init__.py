@@ -33,6 +33,7 @@ from mentorpay.gateway.protocol import (
 )
 from mentorpay.gateway.stripe import StripeGateway
 from mentorpay.stripe_objects import GatewayAccount as GatewayAccount
+from mentorpay.stripe_objects import GatewayBalanceTransaction as GatewayBalanceTransaction
 from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
 from mentorpay.stripe_objects import GatewayCheckoutSession as GatewayCheckoutSession
 from mentorpay.stripe_objects import GatewayDispute as GatewayDispute
@@ -46,6 +47,7 @@ __all__ = [
     "CheckoutSessionParams",
     "ConnectLink",
     "GatewayAccount",
+    "GatewayBalanceTransaction",
     "GatewayCharge",
     "GatewayCheckoutSession",
     "GatewayDispute",

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, Self, TypeVar, overload
 
 from mentorpay.stripe_objects import (
+    GatewayBalanceTransaction,
     GatewayCharge,
     GatewayCheckoutSession,
     GatewayDispute,
@@ -24,6 +25,7 @@ from mentorpay.stripe_objects import (
 )
 
 __all__ = [
+    "BALANCE_TRANSACTIONS",
     "CHARGES",
     "CHECKOUT_SESSIONS",
     "DISPUTES",
@@ -67,6 +69,13 @@ CHARGES = Resource(GatewayCharge, "charge", "charge", "charges", "charge_id")
 REFUNDS = Resource(GatewayRefund, "refund", "refund", "refunds", "refund_id")
 DISPUTES = Resource(GatewayDispute, "dispute", "dispute", "disputes", "dispute_id")
 TRANSFERS = Resource(GatewayTransfer, "transfer", "transfer", "transfers", "transfer_id")
+BALANCE_TRANSACTIONS = Resource(
+    GatewayBalanceTransaction,
+    "balance_transaction",
+    "balance transaction",
+    "balance_transactions",
+    "balance_transaction_id",
+)
 
 
 class _Method(Generic[M]):
@@ -140,6 +149,7 @@ class GatewayReads:
     retrieve_charge = _Retrieve(CHARGES)
     retrieve_dispute = _Retrieve(DISPUTES)
     retrieve_transfer = _Retrieve(TRANSFERS)
+    retrieve_balance_transaction = _Retrieve(BALANCE_TRANSACTIONS)
     list_payment_intents = _List(PAYMENT_INTENTS)
     list_checkout_sessions = _List(CHECKOUT_SESSIONS)
     list_charges = _List(CHARGES)

@@ -18,6 +18,7 @@ from mentorpay.gateway._accounts import ConnectLink, LinkType
 from mentorpay.money import Money
 from mentorpay.stripe_objects import (
     GatewayAccount,
+    GatewayBalanceTransaction,
     GatewayCharge,
     GatewayCheckoutSession,
     GatewayDispute,
@@ -177,6 +178,11 @@ class PaymentGateway(Protocol):
 
     def retrieve_account(self, account_id: str) -> GatewayAccount:
         """One connected account: charges/payouts enabled, details submitted, what is due."""
+
+    def retrieve_balance_transaction(
+        self, balance_transaction_id: str
+    ) -> GatewayBalanceTransaction:
+        """One BalanceTransaction (``txn_...``): Stripe's ``fee`` on a charge or dispute."""
 
     def list_payment_intents(
         self, *, created_gte: datetime, created_lt: datetime | None = None

@@ -19,6 +19,8 @@ Accounts (signed legs; the legs of one transaction sum to zero):
 ``mentor_withdrawn``   paid out to the mentor
 ``platform_suspense``  money received that no mentor may be credited with yet: a payment
                        that disagreed with its booking, parked until an operator resolves it
+``stripe_fees``        Stripe's fees (processing, disputes; + when a fee comes back), a
+                       platform cost taken from clearing; per payment in ``stripe_fee``
 =====================  =========================================================
 
 Fund flow: payment -> pending -> (release) available -> (payout request) reserved -> (paid)
@@ -48,7 +50,15 @@ targets (the mentor's share reversed after total reversals R is ``P * R / G`` ro
 :func:`~mentorpay.commission.split_refund`), so any order of ``charge.refunded`` and refund
 failures, with any duplicates, ends in the same balances. A failure puts the mentor's share back
 where a refund takes it from: pending while the payment is unreleased, available after. A
-failure that arrives before its ``charge.refunded`` posts nothing and is remembered. Should
+failure that arrives before its ``charge.refunded`` posts nothing and is remembered.
+
+Kept fees (a mentee's late cancellation under a policy that keeps the platform's fee): the
+cancellation adds its refund to the payment's ``fee_kept`` (K) before the refund is sent, and
+the targets become ``K + (P - K) * (R - K) / (G - K)`` for ``R >= K`` (``R`` below ``K``: all of
+it from the payout): the first K of reversals come out of the mentor's share only, the rest
+pro rata over what is left. At ``R = G`` that is still exactly P (and the fee exactly F), so a
+mentor's full refund afterwards returns both. With a kept fee each step posts the new target
+minus what was reversed so far, so the totals land on the target in any order. Should
 Stripe ever lower ``amount_refunded`` after a failure, the lower value is ignored (reconciliation
 then reports the ledger above Stripe) and a later refund is counted only above the previous
 high-water mark: an under-count, never a double reversal.

@@ -145,6 +145,37 @@ def set_release_due(j: Journal, c: Connection, payment_intent_id: str, due_at: d
     )
 
 
+def keep_fee(j: Journal, c: Connection, payment_intent_id: str, refund: Money) -> None:
+    """A cancellation's refund keeps the platform's fee: record it before the refund is sent."""
+    s = j._lock(c, payment_intent_id)
+    rules.same_currency(s, refund, "cancellation refund")
+    j._update_payment(c, s, rules.keep_fee(s, refund.amount))
+
+
+def record_stripe_fee(
+    j: Journal, c: Connection, payment_intent_id: str, balance_transaction_id: str, fee: Money
+) -> Posting:
+    """Post Stripe's fee of one balance transaction of a payment, once per transaction."""
+    key = f"stripe_fee:{balance_transaction_id}"
+    if fee.amount == 0:
+        return Posting(key, created=False, amount=fee)
+    s = j._lock(c, payment_intent_id)
+    rules.same_currency(s, fee, "Stripe fee")
+    plan = rules.stripe_fee(s, fee.amount)
+    # The key is claimed first: a fee already posted changes nothing, not even the row.
+    posting = j.post(
+        c,
+        business_key=key,
+        kind="stripe_fee",
+        currency=s.currency,
+        payment_intent_id=payment_intent_id,
+        legs=plan.legs or [],
+    )
+    if posting.created:
+        j._update_payment(c, s, plan.updates)
+    return Posting(key, posting.created, posting.transaction_id, fee)
+
+
 def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Posting:
     """Pending -> available for one payment's free share, once."""
     s = j._lock(c, payment_intent_id)

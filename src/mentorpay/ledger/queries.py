@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
-from mentorpay.ledger.rules import COMMISSION, SUSPENSE, UNPAID_PAYMENT_STATUSES
+from mentorpay.ledger.rules import COMMISSION, STRIPE_FEES, SUSPENSE, UNPAID_PAYMENT_STATUSES
 from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
@@ -186,6 +186,29 @@ def booking_payment_intents(conn: Connection, booking_id: str) -> list[str]:
 # -- payments, for the modules that act on them -----------------------------------------------
 
 
+def recorded_stripe_fees(
+    conn: Connection, balance_transaction_ids: Sequence[str]
+) -> dict[str, int]:
+    """The fee posted per balance transaction id (only those posted)."""
+    found: dict[str, int] = {}
+    keys = [f"stripe_fee:{t}" for t in balance_transaction_ids]
+    for start in range(0, len(keys), _CHUNK):
+        rows = conn.execute(
+            select(_transactions.c.business_key, func.sum(_entries.c.amount))
+            .join(_entries, _entries.c.transaction_id == _transactions.c.id)
+            .where(
+                and_(
+                    _transactions.c.business_key.in_(keys[start : start + _CHUNK]),
+                    _entries.c.account == STRIPE_FEES,
+                )
+            )
+            .group_by(_transactions.c.business_key)
+        ).all()
+        for key, total in rows:
+            found[key.removeprefix("stripe_fee:")] = -int(total)
+    return found
+
+
 def intent_for_charge(conn: Connection, charge_id: str) -> str | None:
     """The payment intent of the recorded payment with this charge, if any."""
     found: str | None = conn.execute(
@@ -290,7 +313,8 @@ def payments_refunded(conn: Connection, since: datetime, until: datetime) -> lis
 
 def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
     """Per currency, for payments created in ``[since, until)``: count, gross, platform fee,
-    mentor earnings, reversed, fee reversed, refunded / open-dispute / lost-dispute counts."""
+    mentor earnings, reversed, fee reversed, refunded / open-dispute / lost-dispute counts,
+    Stripe's fees posted."""
     p = _payments.c
     in_period = and_(p.created_at >= since, p.created_at < until)
     # refund_applied: refunds net of failed ones; the rest of amount_reversed is lost disputes.
@@ -309,6 +333,7 @@ def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
             func.sum(refunded),
             func.sum(open_disputes),
             func.sum(lost),
+            func.sum(p.stripe_fee),
         )
         .where(in_period)
         .group_by(p.currency)
@@ -357,6 +382,10 @@ class LedgerQueries:
     def review_queue(self, limit: int = 100) -> list[PaymentRecord]:
         """Payments whose money still sits on the suspense account, oldest first."""
         return review_queue(self._engine, limit)
+
+    def stripe_fees(self, currency: str) -> Money:
+        """Stripe's fees the platform paid in one currency (a cost: positive), net of returns."""
+        return -platform_total(self._engine, STRIPE_FEES, currency)
 
     def suspense(self, currency: str) -> Money:
         """Money received that no mentor has been credited with yet, in one currency."""

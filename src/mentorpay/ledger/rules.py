@@ -24,6 +24,8 @@ HELD: Final = "mentor_held"
 RESERVED: Final = "mentor_reserved"
 WITHDRAWN: Final = "mentor_withdrawn"
 SUSPENSE: Final = "platform_suspense"
+#: Stripe's fees (processing, disputes): a platform cost, debited as Stripe keeps them.
+STRIPE_FEES: Final = "stripe_fees"
 
 #: Mentor account -> column of the materialized balance row.
 BALANCE_ACCOUNTS: dict[str, str] = {
@@ -229,6 +231,45 @@ def review_credit(
 # -- refunds -----------------------------------------------------------------------------------
 
 
+def payout_target(s: PaymentState, total: int) -> int:
+    """The mentor's share reversed once ``total`` of the payment went back (refunds and lost
+    disputes): ``P * R / G`` rounded once (DESIGN.md section 4), except that the first
+    ``fee_kept`` of it (refunds the platform keeps its fee on) comes out of the payout only,
+    and the rest is pro rata over what is left: ``K + (P - K) * (R - K) / (G - K)``. At
+    ``R = G`` it is exactly ``P``; it never exceeds ``R`` nor ``P``."""
+    cur, split = s.currency, s.split
+    kept = max(0, min(s.fee_kept, total, s.mentor_payout))
+    if kept == 0:
+        return split_refund(split, Money.zero(cur), Money(total, cur)).mentor_payout.amount
+    if total == kept:
+        return kept
+    rest = Split(
+        Money(s.amount - kept, cur),
+        split.platform_fee,
+        Money(s.mentor_payout - kept, cur),
+        split.rate_bps,
+        split.rounding,
+    )
+    part = split_refund(rest, Money.zero(cur), Money(total - kept, cur))
+    return kept + part.mentor_payout.amount
+
+
+def payout_step(s: PaymentState, before: int, after: int) -> int:
+    """The mentor's share a move of the reversed total from ``before`` to ``after`` reverses
+    (negative: gives back). Without a kept fee, the difference of the pro-rata targets; with
+    one, the new target minus what was actually reversed, so the totals land on the target
+    whatever order refunds, cancellations and disputes came in."""
+    if s.fee_kept == 0:
+        return payout_target(s, after) - payout_target(s, before)
+    return payout_target(s, after) - s.payout_reversed
+
+
+def keep_fee(s: PaymentState, refund: int) -> dict[str, Any]:
+    """A cancellation refunds ``refund`` with the platform keeping its fee: the payment row's
+    new ``fee_kept`` (never more than the mentor's share), set before the refund is sent."""
+    return {"fee_kept": min(s.fee_kept + max(refund, 0), s.mentor_payout)}
+
+
 @dataclass(frozen=True, slots=True)
 class RefundChange:
     """What moving a payment to a new refund state posts: ``delta`` leaves clearing (negative:
@@ -256,12 +297,7 @@ def refund_change(
     effective = min(max(amount_refunded - refund_failed, 0), amount - lost)
     delta = effective - s.refund_applied
     reversed_after = reversed_before + delta
-    split, zero = s.split, Money(0, s.currency)
-
-    def target(total: int) -> int:
-        return split_refund(split, zero, Money(total, s.currency)).mentor_payout.amount
-
-    payout = target(reversed_after) - target(reversed_before)
+    payout = payout_step(s, reversed_before, reversed_after) if delta else 0
     fee = delta - payout
     values = {
         "amount_refunded": amount_refunded,
@@ -375,7 +411,7 @@ def dispute_closed(s: PaymentState, *, held: int, disputed: int, won: bool) -> P
     """Settle one dispute (``held`` and ``disputed`` are its row's): won gives exactly its hold
     back; lost reverses its amount like a refund. Other open disputes keep their holds unless
     overlapping disputes covered more than was charged (``from_held`` then names that part)."""
-    mentor, cur = s.mentor_id, s.currency
+    mentor = s.mentor_id
     disputed_left = s.amount_disputed - disputed
     updates: dict[str, Any] = {
         "payout_held": s.payout_held - held,
@@ -387,8 +423,8 @@ def dispute_closed(s: PaymentState, *, held: int, disputed: int, won: bool) -> P
         reversed_total = s.amount_reversed
     else:
         applied = max(0, min(disputed, s.amount - s.amount_reversed))
-        part = split_refund(s.split, Money(s.amount_reversed, cur), Money(applied, cur))
-        fee, payout = part.platform_fee.amount, part.mentor_payout.amount
+        payout = payout_step(s, s.amount_reversed, s.amount_reversed + applied)
+        fee = applied - payout
         legs = [(HELD, mentor, -held)] if held else []
         # The hold was fixed when the dispute opened; refunds since (or rounding of the
         # cumulative targets) can leave it above or below this dispute's exact payout share,
@@ -416,6 +452,16 @@ def dispute_closed(s: PaymentState, *, held: int, disputed: int, won: bool) -> P
         s, reversed_total=reversed_total, refunded=s.refund_applied, disputed=disputed_left
     )
     return Plan(legs, updates, from_other_holds, held)
+
+
+# -- Stripe's fees -------------------------------------------------------------------------------
+
+
+def stripe_fee(s: PaymentState, fee: int) -> Plan:
+    """Stripe kept ``fee`` of a payment's money (negative: gave a fee back): it leaves clearing
+    (Stripe holds that much less for the platform) and is booked as a platform cost."""
+    legs: list[Leg] = [(CLEARING, None, fee), (STRIPE_FEES, None, -fee)]
+    return Plan(legs, {"stripe_fee": s.stripe_fee + fee}, amount=fee)
 
 
 # -- payouts -----------------------------------------------------------------------------------

@@ -241,6 +241,27 @@ class LedgerService(LedgerQueries, Journal):
             conn, postings.apply_refund_failure, payment_intent_id, refund_id, amount
         )
 
+    def keep_fee(
+        self, payment_intent_id: str, refund: Money, *, conn: Connection | None = None
+    ) -> None:
+        """A coming refund keeps the platform's fee (a mentee's late cancellation): it will come
+        from the mentor's share only (:func:`~mentorpay.ledger.rules.payout_target`)."""
+        self._run_posting(conn, postings.keep_fee, payment_intent_id, refund)
+
+    def record_stripe_fee(
+        self,
+        payment_intent_id: str,
+        balance_transaction_id: str,
+        fee: Money,
+        *,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Stripe kept ``fee`` of a payment (a balance transaction's fee; negative: returned):
+        ``stripe_clearing`` -> ``stripe_fees``, once per balance transaction; 0 writes nothing."""
+        return self._run_posting(
+            conn, postings.record_stripe_fee, payment_intent_id, balance_transaction_id, fee
+        )
+
     def open_dispute(
         self,
         payment_intent_id: str,

@@ -46,6 +46,10 @@ class PaymentState:
     destination: str | None
     released_at: datetime | None
     created_at: datetime | None
+    #: Refunds the platform keeps its fee on (a late cancellation): taken from the payout only.
+    fee_kept: int = 0
+    #: Stripe's fees posted for this payment (``stripe_fees``), net of fees returned.
+    stripe_fee: int = 0
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> PaymentState:

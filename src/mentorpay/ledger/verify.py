@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from mentorpay.db import read_connection
-from mentorpay.ledger.rules import BALANCE_ACCOUNTS, CLEARING, COMMISSION, SUSPENSE
+from mentorpay.ledger.rules import BALANCE_ACCOUNTS, CLEARING, COMMISSION, STRIPE_FEES, SUSPENSE
 from mentorpay.ledger.views import VerifyReport
 from mentorpay.models import balances_table as _balances
 from mentorpay.models import entries_table as _entries
@@ -68,6 +68,7 @@ def verify(engine: Engine) -> VerifyReport:
             (COMMISSION, "fee"),
             (SUSPENSE, "suspense"),
             (CLEARING, "clearing"),
+            (STRIPE_FEES, "stripe_fees"),
         ):
             _check_against_payments(conn, account, column, problems)
         transactions = conn.execute(select(func.count()).select_from(_transactions)).scalar()
@@ -86,8 +87,11 @@ def _check_against_payments(conn: Connection, account: str, kind: str, problems:
     expr: Any
     query: Any
     if kind == "clearing":
-        expr = -func.sum(_payments.c.amount - _payments.c.amount_reversed)
+        # Stripe's fees leave clearing too (what Stripe holds for the platform shrinks).
+        expr = -func.sum(_payments.c.amount - _payments.c.amount_reversed - _payments.c.stripe_fee)
         query = select(_payments.c.currency, expr)
+    elif kind == "stripe_fees":
+        query = select(_payments.c.currency, -func.sum(_payments.c.stripe_fee))
     else:
         # A reviewed payment's whole gross is stored as its "fee": it sits on suspense.
         expr = func.sum(_payments.c.platform_fee - _payments.c.fee_reversed)

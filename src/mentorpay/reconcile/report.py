@@ -21,8 +21,14 @@ __all__ = [
 ]
 
 
-ReconcileKind = Literal["payments", "refunds", "disputes", "transfers"]
-RECONCILE_KINDS: Final[tuple[ReconcileKind, ...]] = ("payments", "refunds", "disputes", "transfers")
+ReconcileKind = Literal["payments", "refunds", "disputes", "transfers", "fees"]
+RECONCILE_KINDS: Final[tuple[ReconcileKind, ...]] = (
+    "payments",
+    "refunds",
+    "disputes",
+    "transfers",
+    "fees",
+)
 
 
 ProblemKind = Literal["missing_in_ledger", "missing_in_stripe", "amount_mismatch"]

@@ -17,6 +17,7 @@ from mentorpay.gateway import PaymentGateway
 from mentorpay.ledger import LedgerService
 from mentorpay.reconcile._common import Found, Scope
 from mentorpay.reconcile.disputes import check_disputes
+from mentorpay.reconcile.fees import FeeToPost, check_fees
 from mentorpay.reconcile.payments import check_payments
 from mentorpay.reconcile.refunds import check_refunds
 from mentorpay.reconcile.report import (
@@ -73,9 +74,10 @@ class Reconciler:
         progress: Callable[[int, int, str], None] | None = None,
     ) -> ReconcileReport:
         """Compare the period ``[since, until)`` (until defaults to now); with ``apply``,
-        record what the ledger lacks. Stripe errors propagate as ``GatewayError``.
+        record what the ledger lacks (events replayed, Stripe's fees posted). Stripe errors
+        propagate as ``GatewayError``.
 
-        ``progress(done, total, label)`` follows the four comparisons ("reconciling") and
+        ``progress(done, total, label)`` follows the five comparisons ("reconciling") and
         then the facts applied ("applying")."""
         report_progress = progress or _no_progress
         end = until if until is not None else self._clock()
@@ -86,7 +88,8 @@ class Reconciler:
             raise InvalidRequestError("until must be after since")
         kinds: dict[ReconcileKind, KindReport] = {kind: KindReport() for kind in RECONCILE_KINDS}
         events: Found = []
-        stages = len(RECONCILE_KINDS)
+        # The fee comparison runs (and counts as a stage) only when configured.
+        stages = len(RECONCILE_KINDS) - (0 if self._config.reconcile_fees else 1)
         report_progress(0, stages, "reconciling")
         scope = Scope(self._gateway, self._engine, since, end)
         ours = check_payments(scope, report=kinds["payments"], events=events)
@@ -96,12 +99,21 @@ class Reconciler:
         check_disputes(scope, ours=ours, report=kinds["disputes"], events=events)
         report_progress(3, stages, "reconciling")
         check_transfers(scope, report=kinds["transfers"], events=events)
+        # Payments this run's events record have their fees checked by the next run.
+        fees: list[FeeToPost] = []
+        if self._config.reconcile_fees:
+            report_progress(4, stages, "reconciling")
+            check_fees(scope, report=kinds["fees"], to_post=fees)
         report_progress(stages, stages, "reconciling")
         applied: list[AppliedEvent] = []
         if apply:
+            todo = len(events) + len(fees)
             for done, (item, obj) in enumerate(events, start=1):
                 applied.append(self._apply(item, obj))
-                report_progress(done, len(events), "applying")
+                report_progress(done, todo, "applying")
+            for done, fee in enumerate(fees, start=len(events) + 1):
+                applied.append(self._post_fee(fee))
+                report_progress(done, todo, "applying")
         report = ReconcileReport(since, end, apply, kinds, applied)
         logger.info(
             "reconciled %s .. %s: %d differences, %d events applied",
@@ -128,6 +140,19 @@ class Reconciler:
             "request": {"id": None, "idempotency_key": None},
             "data": {"object": dict(obj)},
         }
+
+    def _post_fee(self, fee: FeeToPost) -> AppliedEvent:
+        """Post one Stripe fee the ledger lacked (not an event: no webhook carries fees)."""
+        key = f"stripe_fee:{fee.balance_transaction_id}"
+        try:
+            posting = self._ledger.record_stripe_fee(
+                fee.payment_intent_id, fee.balance_transaction_id, fee.fee
+            )
+        except MentorpayError as exc:
+            logger.error("reconcile could not post %s: %s", key, exc)
+            return AppliedEvent(key, "stripe_fee", fee.balance_transaction_id, "error", exc.message)
+        status = "success" if posting.created else "already_processed"
+        return AppliedEvent(key, "stripe_fee", fee.balance_transaction_id, status)
 
     def _apply(self, item: Discrepancy, obj: Mapping[str, Any]) -> AppliedEvent:
         event = self._event(item, obj)

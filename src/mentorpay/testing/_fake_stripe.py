@@ -119,6 +119,47 @@ def _charge(pi: Mapping[str, Any], amount: int, created: int, livemode: bool) ->
     }
 
 
+#: The fake's processing fee: 1.5% (rounded half up) + 20 minor units, Stripe's standard UK
+#: card pricing as of 2026; the dispute fee is a flat 15.00 in the dispute's currency.
+PROCESSING_FEE_BPS = 150
+PROCESSING_FEE_FIXED = 20
+DISPUTE_FEE = 1500
+
+
+def processing_fee(amount: int) -> int:
+    """What the fake Stripe keeps of a charge of ``amount``."""
+    return (amount * PROCESSING_FEE_BPS * 2 + 10_000) // 20_000 + PROCESSING_FEE_FIXED
+
+
+def _balance_transaction(
+    source: str, amount: int, fee: int, currency: str, *, created: int, category: str
+) -> dict[str, Any]:
+    """A BalanceTransaction in Stripe's shape (``fee_details`` itemize ``fee``)."""
+    return {
+        "amount": amount,
+        "fee": fee,
+        "net": amount - fee,
+        "currency": currency,
+        "type": "charge" if category == "charge" else "adjustment",
+        "reporting_category": category,
+        "source": source,
+        "status": "pending",
+        "created": created,
+        "available_on": created,
+        "description": None,
+        "exchange_rate": None,
+        "fee_details": [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency,
+                "description": "Stripe processing fees" if category == "charge" else "Dispute fee",
+                "type": "stripe_fee",
+            }
+        ],
+    }
+
+
 def _settle(obj: dict[str, Any], field: str, value: int) -> None:
     """Add ``value`` to a cumulative amount; the object is done once it covers the whole."""
     obj[f"amount_{field}"] += value
@@ -163,6 +204,21 @@ class FakeStripe:
         self._objects[kind][object_id] = obj
         return copy.deepcopy(obj)
 
+    def _with_fee(self, charge: dict[str, Any], charge_id: str) -> dict[str, Any]:
+        """The charge with its balance transaction (Stripe's processing fee) stored."""
+        amount = charge["amount"]
+        txn = _balance_transaction(
+            charge_id,
+            amount,
+            processing_fee(amount),
+            charge["currency"],
+            created=charge["created"],
+            category="charge",
+        )
+        txn_id = _new_id("txn")
+        self.add("balance_transaction", txn_id, txn)
+        return {**charge, "balance_transaction": txn_id}
+
     # -- the customer's and the bank's part -----------------------------------------------------
 
     def add_payment_intent(self, intent: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,7 +228,11 @@ class FakeStripe:
         pi["latest_charge"] = charge_id
         amount = int(pi.get("amount_received") or pi["amount"])
         self._objects["payment_intent"][pi["id"]] = pi
-        self.add("charge", charge_id, _charge(pi, amount, self.now(), self._livemode))
+        self.add(
+            "charge",
+            charge_id,
+            self._with_fee(_charge(pi, amount, self.now(), self._livemode), charge_id),
+        )
         return copy.deepcopy(pi)
 
     def complete_session(self, session_id: str) -> dict[str, Any]:
@@ -188,7 +248,7 @@ class FakeStripe:
         pi_id, charge_id = _new_id("pi"), _new_id("ch")
         pi = self.add("payment_intent", pi_id, _intent(params, charge_id, created, self._livemode))
         charge = _charge(pi, params.amount.amount, created, self._livemode)
-        self.add("charge", charge_id, charge)
+        self.add("charge", charge_id, self._with_fee(charge, charge_id))
         session.update(status="complete", payment_status="paid", payment_intent=pi_id)
         return copy.deepcopy(session)
 
@@ -208,7 +268,17 @@ class FakeStripe:
             "created": self.now(),
             "livemode": self._livemode,
         }
-        return self.add("dispute", _new_id("dp"), dispute)
+        dispute_id = _new_id("dp")
+        txn = _balance_transaction(
+            dispute_id,
+            -dispute["amount"],
+            DISPUTE_FEE,
+            charge["currency"],
+            created=self.now(),
+            category="dispute",
+        )
+        dispute["balance_transactions"] = [self.add("balance_transaction", _new_id("txn"), txn)]
+        return self.add("dispute", dispute_id, dispute)
 
     def close_dispute(self, dispute_id: str, won: bool) -> dict[str, Any]:
         """The bank's decision."""
