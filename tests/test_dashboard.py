@@ -168,3 +168,34 @@ def test_overview_refuses_naive_reversed_or_too_long_periods(engine: Engine) -> 
         mp.dashboard.overview(DAY1, DAY1)
     with pytest.raises(InvalidRequestError):
         mp.dashboard.overview(DAY1 - timedelta(days=400), DAY1)
+
+
+def test_mentor_earnings_per_day_net_of_refunds_and_lost_disputes(engine: Engine) -> None:
+    """A mentor's page: 45.00 + 90.00 earned on day 1, 135.00 on day 2, then a 40.00 refund
+    (36.00 back) and a lost dispute of the 150.00 (135.00 back) on day 3; an open inquiry's
+    hold does not count as lost; balances and payouts are theirs."""
+    clock = Clock(DAY1)
+    mp, fake = build(engine, clock)
+    pi1, pi2 = pay(mp, fake, "1"), pay(mp, fake, "2")
+    pay(mp, fake, "5")
+    clock.now = DAY1 + timedelta(hours=1)
+    pi3 = pay(mp, fake, "3")
+    clock.now = DAY1 + timedelta(days=2)  # March 4
+    mp.refunds.refund(pi2, Money.parse("40.00", "GBP"))
+    deliver(mp, "charge.refunded", fake.charge(fake.payment_intent(pi2)["latest_charge"]))
+    opened = fake.open_dispute(pi3)
+    deliver(mp, "charge.dispute.created", opened)
+    deliver(mp, "charge.dispute.closed", fake.close_dispute(opened["id"], won=False))
+    deliver(mp, "charge.dispute.created", fake.open_dispute(pi1, inquiry=True))
+    mp.ledger.release_due(DAY1 + timedelta(days=365))
+    payout = mp.payouts.request("m3", Money(1000, "GBP"))
+
+    since = datetime(2026, 3, 2, tzinfo=UTC)
+    page = mp.dashboard.earnings("m3", since, since + timedelta(days=4))
+    assert page.earned == {"GBP": gbp(4500 + 9000, 13500, -3600 - 13500, 0)}
+    assert [b.currency for b in page.balances] == ["GBP"]
+    assert [p.id for p in page.payouts] == [payout.id]
+    assert mp.dashboard.earnings("m4", since, since + timedelta(days=1)).earned == {
+        "JPY": [Money(2700, "JPY")]
+    }
+    assert mp.dashboard.earnings("nobody").earned == {}

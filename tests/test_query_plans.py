@@ -174,6 +174,7 @@ def test_no_sequential_scan_of_a_journal_table(seeded: SeededDatabase) -> None:
         mp.reconcile(day, day + timedelta(days=1))
         board = mp.dashboard.overview(day - timedelta(days=6), day + timedelta(days=1))
         assert board.currencies and board.last_reconciliation is not None
+        assert mp.dashboard.earnings("m1", day - timedelta(days=6), day + timedelta(days=1)).earned
     finally:
         event.remove(Engine, "before_cursor_execute", recorder)
 

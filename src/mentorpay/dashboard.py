@@ -29,10 +29,12 @@ from sqlalchemy import Engine
 from mentorpay._clock import utcnow
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
-from mentorpay.ledger import PaymentRecord
+from mentorpay.ledger import BalanceView, PaymentRecord
 from mentorpay.ledger.queries import (
+    balances,
     daily_disputes_query,
     daily_journal_query,
+    daily_mentor_query,
     review_count_query,
     review_queue,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "DashboardOverview",
     "DashboardService",
     "InboxHealth",
+    "MentorEarnings",
     "PayoutQueue",
 ]
 
@@ -167,6 +170,32 @@ class DashboardOverview:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MentorEarnings:
+    """What a mentor's own page shows: balances, earnings per day, their payout requests."""
+
+    mentor_id: str
+    since: datetime
+    until: datetime
+    days: list[date]
+    balances: list[BalanceView]
+    #: Currency -> net earnings per day (credits less refunds and lost disputes), zero if idle.
+    earned: dict[str, list[Money]]
+    payouts: list[PayoutView]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "mentor_id": self.mentor_id,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "days": [d.isoformat() for d in self.days],
+            "balances": [b.as_dict() for b in self.balances],
+            "earned": {cur: [m.amount for m in v] for cur, v in self.earned.items()},
+            "payouts": [p.as_dict() for p in self.payouts],
+        }
+
+
 def period_days(since: datetime, until: datetime) -> list[date]:
     """The UTC days ``[since, until)`` touches, in order."""
     first, last = since.astimezone(UTC).date(), (until - timedelta(microseconds=1)).astimezone(UTC)
@@ -199,18 +228,7 @@ class DashboardService:
 
         ``newest`` events per inbox status and ``queue`` payouts per status are listed.
         """
-        end = until if until is not None else self._clock()
-        start = since if since is not None else end - timedelta(days=30)
-        if start.tzinfo is None or end.tzinfo is None:
-            raise InvalidRequestError("since and until must be aware datetimes (tzinfo=UTC)")
-        if end <= start:
-            raise InvalidRequestError("until must be after since")
-        days = period_days(start, end)
-        if len(days) > MAX_DAYS:
-            raise InvalidRequestError(
-                f"a dashboard covers at most {MAX_DAYS} days; ask for a shorter period",
-                days=len(days),
-            )
+        start, end, days = self._period(since, until)
         if not (1 <= newest <= 100 and 1 <= queue <= 500):
             raise InvalidRequestError("newest must be 1..100 and queue 1..500")
         return DashboardOverview(
@@ -224,6 +242,53 @@ class DashboardService:
             ),
             last_reconciliation=last_run(self._engine),
         )
+
+    def earnings(
+        self,
+        mentor_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        payouts: int = 20,
+    ) -> MentorEarnings:
+        """A mentor's page: balances now, earnings per day of ``[since, until)`` (default: the
+        last 30 days), and their ``payouts`` newest payout requests. Show it to that mentor."""
+        start, end, days = self._period(since, until)
+        index = {d.isoformat(): n for n, d in enumerate(days)}
+        earned: dict[str, list[int]] = {}
+        query = daily_mentor_query(mentor_id, start, end, self._engine.dialect.name)
+        with read_connection(self._engine) as conn:
+            for day, currency, amount in conn.execute(query).all():
+                earned.setdefault(currency, [0] * len(days))[index[str(day)]] += int(amount)
+        views = balances(self._engine, mentor_id)
+        for view in views:  # a currency earned before the period still gets its (zero) series
+            earned.setdefault(view.currency, [0] * len(days))
+        return MentorEarnings(
+            mentor_id=mentor_id,
+            since=start,
+            until=end,
+            days=days,
+            balances=views,
+            earned={c: [Money(v, c) for v in vs] for c, vs in sorted(earned.items())},
+            payouts=self._payouts.list(mentor_id, limit=payouts),
+        )
+
+    def _period(
+        self, since: datetime | None, until: datetime | None
+    ) -> tuple[datetime, datetime, list[date]]:
+        end = until if until is not None else self._clock()
+        start = since if since is not None else end - timedelta(days=30)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidRequestError("since and until must be aware datetimes (tzinfo=UTC)")
+        if end <= start:
+            raise InvalidRequestError("until must be after since")
+        days = period_days(start, end)
+        if len(days) > MAX_DAYS:
+            raise InvalidRequestError(
+                f"a dashboard covers at most {MAX_DAYS} days; ask for a shorter period",
+                days=len(days),
+            )
+        return start, end, days
 
     def _series(self, since: datetime, until: datetime, days: list[date]) -> list[CurrencySeries]:
         dialect = self._engine.dialect.name

@@ -14,7 +14,15 @@ from sqlalchemy.engine import Connection
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
-from mentorpay.ledger.rules import CLEARING, COMMISSION, SUSPENSE, UNPAID_PAYMENT_STATUSES
+from mentorpay.ledger.rules import (
+    AVAILABLE,
+    CLEARING,
+    COMMISSION,
+    HELD,
+    PENDING,
+    SUSPENSE,
+    UNPAID_PAYMENT_STATUSES,
+)
 from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
@@ -369,6 +377,30 @@ def daily_disputes_query(since: datetime, until: datetime, dialect: str) -> Sele
         select(day, d.currency, func.count(), func.sum(d.amount))
         .where(and_(d.created_at >= since, d.created_at < until))
         .group_by(day, d.currency)
+    )
+
+
+def daily_mentor_query(
+    mentor_id: str, since: datetime, until: datetime, dialect: str
+) -> Select[Any]:
+    """Per UTC day and currency: what the mentor's earnings changed by in ``[since, until)``
+    (credits of payments, less refunds and lost disputes; a dispute's hold nets to zero, as do
+    releases and payouts, which are not read). Walks the entries' mentor index."""
+    t, e = _transactions.c, _entries.c
+    day = utc_day(t.created_at, dialect).label("day")
+    return (
+        select(day, e.currency, func.sum(e.amount))
+        .select_from(_entries.join(_transactions, e.transaction_id == t.id))
+        .where(
+            and_(
+                e.mentor_id == mentor_id,
+                e.account.in_((PENDING, AVAILABLE, HELD)),
+                t.kind.in_(_MONEY_KINDS),
+                t.created_at >= since,
+                t.created_at < until,
+            )
+        )
+        .group_by(day, e.currency)
     )
 
 
