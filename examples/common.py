@@ -17,6 +17,8 @@ Environment (read once, by :func:`build_example`):
     open a local page standing in for Stripe's; pressing Pay there sends the app the signed
     webhooks Stripe would send. ``STRIPE_API_BASE`` points the real gateway elsewhere
     (``stripe-mock``, an emulator, an egress proxy).
+``MENTORPAY_OPERATORS``
+    DEMO ONLY: comma-separated user ids allowed on the operator pages (default ``ops``).
 ``STRIPE_WEBHOOK_SECRET``
     Required, except in explicit offline mode: ``MENTORPAY_OFFLINE=1`` (no Stripe key, a SQLite
     database) falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a public value that protects
@@ -35,6 +37,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode, urljoin
 
@@ -46,6 +49,7 @@ from mentorpay import (
     ConfigurationError,
     InvalidRequestError,
     MentorPay,
+    MentorpayConfig,
     MentorpayError,
     Money,
     NotFoundError,
@@ -55,6 +59,7 @@ from mentorpay import (
     Split,
 )
 from mentorpay.testing import (
+    FakeClock,
     FakeGateway,
     InMemoryBookings,
     OfflineCheckout,
@@ -168,6 +173,8 @@ class Example:
     offline: OfflineCheckout | None
     #: How the offline checkout sends its webhooks (tests swap in their test client).
     deliver: WebhookDeliverer = post_webhook
+    #: DEMO ONLY: the user ids allowed on the operator pages (MENTORPAY_OPERATORS).
+    operators: frozenset[str] = frozenset({"ops"})
 
     def new_demo_booking(self) -> BookingInfo:
         """A fresh booking of mentee 7 with mentor 3 for 50.00 GBP (the index page's button)."""
@@ -187,6 +194,11 @@ class Example:
         if booking is None:
             raise BookingNotFoundError(f"there is no booking {booking_id}", booking_id=booking_id)
         return booking
+
+    def advance_clock(self, delta: timedelta, webhook_url: str) -> None:
+        """Offline: move the fake clock on, deliver what fell due, release what is due."""
+        self.offline_checkout().advance(delta, webhook_url, self.deliver)
+        self.mp.ledger.release_due()
 
     def offline_checkout(self) -> OfflineCheckout:
         """The local checkout page, or NotFoundError (404) when real Stripe is configured."""
@@ -232,15 +244,21 @@ def build_example(
         # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies).
         mp = MentorPay.from_env(bookings=bookings, environ=env)
     else:
-        gateway = FakeGateway(checkout_url_template=OFFLINE_CHECKOUT_PATH)
-        mp = MentorPay.from_env(bookings=bookings, gateway=gateway, environ=env)
-        offline = OfflineCheckout(gateway, mp.config.webhook_secrets[0].get_secret_value())
+        # Stripe's later steps and mentorpay's hold periods follow one clock the pages move on.
+        clock = FakeClock()
+        gateway = FakeGateway(checkout_url_template=OFFLINE_CHECKOUT_PATH, clock=clock)
+        config = MentorpayConfig.from_env(env)  # offline is SQLite only: the URL suffices
+        mp = MentorPay(config, config.database_url, bookings=bookings, gateway=gateway, clock=clock)
+        offline = OfflineCheckout(
+            gateway, config.webhook_secrets[0].get_secret_value(), clock=clock
+        )
         log.warning(
             "mentorpay example in OFFLINE mode: no STRIPE_SECRET_KEY, so checkout is a local "
             "page and no card is charged; open / in a browser to click through"
         )
     mp.upgrade_schema()
-    return Example(mp, bookings, offline, deliver)
+    operators = frozenset(u.strip() for u in env.get("MENTORPAY_OPERATORS", "ops").split(","))
+    return Example(mp, bookings, offline, deliver, operators)
 
 
 # -- input -------------------------------------------------------------------------------------

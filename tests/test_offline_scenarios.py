@@ -115,8 +115,7 @@ def test_card_succeeds_credits_the_mentor(h: Harness) -> None:
 
 
 def test_card_declined_sends_payment_failed_and_leaves_the_session_open(h: Harness) -> None:
-    """A declined card: payment_intent.payment_failed in Stripe's decline shape, no money,
-    the session still open, and the browser sent back to the checkout page to try again."""
+    """A declined card: payment_failed in Stripe's decline shape, no money, session open."""
     session_id = h.checkout()
     paid = h.offline.pay_and_deliver(session_id, URL, h.deliver, scenario="card_declined")
     assert paid.outcome == "declined"
@@ -137,8 +136,7 @@ def test_card_declined_sends_payment_failed_and_leaves_the_session_open(h: Harne
 
 
 def test_bank_debit_pays_days_later_on_the_fake_clock(h: Harness) -> None:
-    """Checkout completes unpaid; nothing is credited until the clock passes the bank's delay,
-    then async_payment_succeeded credits the mentor once."""
+    """A bank debit completes unpaid and credits the mentor once, 3 fake-clock days later."""
     paid = h.offline.pay_and_deliver(h.checkout(), URL, h.deliver, scenario="bank_debit")
     assert paid.outcome == "pending"
     assert h.bodies[0]["data"]["object"]["payment_status"] == "unpaid"
@@ -170,8 +168,7 @@ def test_bank_debit_fails_days_later_and_credits_nothing(h: Harness) -> None:
 
 
 def test_inquiry_holds_then_releases_exactly(h: Harness) -> None:
-    """An inquiry opens (warning_needs_response) and closes (warning_closed): the hold comes
-    and goes, the mentor keeps 45.00."""
+    """An inquiry's hold comes (warning_needs_response) and goes (warning_closed) exactly."""
     h.offline.pay_and_deliver(h.checkout(), URL, h.deliver, scenario="inquiry")
     assert h.advance(2) == ["charge.dispute.created"]
     assert h.bodies[-1]["data"]["object"]["status"] == "warning_needs_response"

@@ -141,8 +141,7 @@ def _scans(plan: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
 
 @pytest.mark.postgres
 def test_no_sequential_scan_of_a_journal_table(seeded: SeededDatabase) -> None:
-    """No query of the CLI, stats, reconcile, release_due or the dashboard reads a journal-sized
-    table whole."""
+    """No query of the CLI, stats, reconcile, release_due or dashboard scans a journal table."""
     url, plan = seeded.url, seeded.plan
     day = plan.end - timedelta(days=3)
     since, until = day.isoformat(), (day + timedelta(days=1)).isoformat()

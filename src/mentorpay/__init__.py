@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
         DashboardOverview,
         DashboardService,
         InboxHealth,
+        MentorEarnings,
         PayoutQueue,
     )
     from mentorpay.errors import (
@@ -112,6 +113,7 @@ __all__ = [
     "InvalidAmountError",
     "InvalidRequestError",
     "LedgerService",
+    "MentorEarnings",
     "MentorNotFoundError",
     "MentorPay",
     "MentorpayConfig",
