@@ -53,6 +53,9 @@ def money_chart(
     if len(currencies) > 1:  # never plot two currencies on one axis
         raise ValueError(f"one chart, one currency: got {sorted(currencies)}")
     currency = currencies.pop() if currencies else "GBP"
+    amounts = [m.amount for values in series.values() for m in values] or [0]
+    # At least one major unit tall: an idle period gets a readable axis, not 0.00 .. 0.01.
+    low, high = min(0, *amounts), max(100, *amounts)
     chart_class = pygal.Line if kind == "line" else pygal.Bar
     chart = chart_class(
         js=[],
@@ -62,7 +65,9 @@ def money_chart(
         explicit_size=True,
         style=_STYLE,
         x_label_rotation=30,
-        show_minor_x_labels=len(days) <= 16,
+        range=(low, high),
+        x_labels_major_every=max(1, len(days) // 8),
+        show_minor_x_labels=False,
         legend_at_bottom=True,
         value_formatter=_label(currency),
         print_values=False,
