@@ -37,13 +37,17 @@ def test_operator_approves_a_mentors_payout_and_sees_the_charts(
 
         # The mentor: the hold period passes on the offline clock, then a payout request.
         browser.get(base + "/demo/sign-in?user=3&next=/mentor")
-        wait.until(ec.element_to_be_clickable((By.ID, "advance-14"))).click()
+        advance = wait.until(ec.element_to_be_clickable((By.ID, "advance-14")))
+        advance.click()
+        wait.until(ec.staleness_of(advance))  # the page before it also shows the balance row
         row = wait.until(ec.presence_of_element_located((By.ID, "balance-GBP")))
         assert row.find_element(By.CLASS_NAME, "available").text == "45.00 GBP"
         assert browser.find_element(By.ID, "chart-earned-GBP").is_displayed()
         browser.find_element(By.ID, "payout-amount").send_keys("20.00")
         Select(browser.find_element(By.ID, "payout-currency")).select_by_value("GBP")
-        browser.find_element(By.ID, "request-payout").click()
+        request = browser.find_element(By.ID, "request-payout")
+        request.click()
+        wait.until(ec.staleness_of(request))
         requested = wait.until(
             ec.presence_of_element_located((By.CSS_SELECTOR, "#payouts tr[id^='payout-']"))
         )
@@ -52,7 +56,9 @@ def test_operator_approves_a_mentors_payout_and_sees_the_charts(
 
         # The operator: charts, then approve and execute from the queue.
         browser.get(base + "/demo/sign-in?user=ops&next=/operator")
-        wait.until(ec.element_to_be_clickable((By.ID, f"approve-{payout_id}"))).click()
+        approve = wait.until(ec.element_to_be_clickable((By.ID, f"approve-{payout_id}")))
+        approve.click()
+        wait.until(ec.staleness_of(approve))
         execute = wait.until(ec.element_to_be_clickable((By.ID, f"execute-{payout_id}")))
         row = browser.find_element(By.ID, f"payout-{payout_id}")
         assert row.find_element(By.CLASS_NAME, "status").text == "approved"
