@@ -20,6 +20,8 @@ Environment (read once, by :func:`build_example`):
 ``MENTORPAY_PAYOUT_MODE``
     ``stripe_transfer``: payouts are Stripe transfers to the account the mentor onboarded on
     ``/mentor/account``; unset: ``manual`` (the platform pays by bank and marks them paid).
+``MENTORPAY_OPERATORS``
+    DEMO ONLY: comma-separated user ids allowed on the operator pages (default ``ops``).
 ``STRIPE_WEBHOOK_SECRET``
     Required, except in explicit offline mode: ``MENTORPAY_OFFLINE=1`` (no Stripe key, a SQLite
     database) falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a public value that protects
@@ -50,6 +52,7 @@ from mentorpay import (
     ConfigurationError,
     InvalidRequestError,
     MentorPay,
+    MentorpayConfig,
     MentorpayError,
     Money,
     NotFoundError,
@@ -59,6 +62,7 @@ from mentorpay import (
     Split,
 )
 from mentorpay.testing import (
+    FakeClock,
     FakeGateway,
     InMemoryBookings,
     OfflineCheckout,
@@ -178,6 +182,8 @@ class Example:
     offline: OfflineCheckout | None
     #: How the offline checkout sends its webhooks (tests swap in their test client).
     deliver: WebhookDeliverer = post_webhook
+    #: DEMO ONLY: the user ids allowed on the operator pages (MENTORPAY_OPERATORS).
+    operators: frozenset[str] = frozenset({"ops"})
 
     def new_demo_booking(self) -> BookingInfo:
         """A fresh booking of mentee 7 with mentor 3 for 50.00 GBP (the index page's button)."""
@@ -199,6 +205,11 @@ class Example:
         if booking is None:
             raise BookingNotFoundError(f"there is no booking {booking_id}", booking_id=booking_id)
         return booking
+
+    def advance_clock(self, delta: timedelta, webhook_url: str) -> None:
+        """Offline: move the fake clock on, deliver what fell due, release what is due."""
+        self.offline_checkout().advance(delta, webhook_url, self.deliver)
+        self.mp.ledger.release_due()
 
     def offline_checkout(self) -> OfflineCheckout:
         """The local checkout page, or NotFoundError (404) when real Stripe is configured."""
@@ -244,20 +255,26 @@ def build_example(
         # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies).
         mp = MentorPay.from_env(bookings=bookings, environ=env, **_payout_mode(env))
     else:
+        # Stripe's later steps and mentorpay's hold periods follow one clock the pages move on.
+        clock = FakeClock()
         gateway = FakeGateway(
             checkout_url_template=OFFLINE_CHECKOUT_PATH,
             account_link_template=OFFLINE_CONNECT_PATH,
+            clock=clock,
         )
-        mp = MentorPay.from_env(
-            bookings=bookings, gateway=gateway, environ=env, **_payout_mode(env)
+        # offline is SQLite only: the URL suffices
+        config = MentorpayConfig.from_env(env, **_payout_mode(env))
+        mp = MentorPay(config, config.database_url, bookings=bookings, gateway=gateway, clock=clock)
+        offline = OfflineCheckout(
+            gateway, config.webhook_secrets[0].get_secret_value(), clock=clock
         )
-        offline = OfflineCheckout(gateway, mp.config.webhook_secrets[0].get_secret_value())
         log.warning(
             "mentorpay example in OFFLINE mode: no STRIPE_SECRET_KEY, so checkout is a local "
             "page and no card is charged; open / in a browser to click through"
         )
     mp.upgrade_schema()
-    return Example(mp, bookings, offline, deliver)
+    operators = frozenset(u.strip() for u in env.get("MENTORPAY_OPERATORS", "ops").split(","))
+    return Example(mp, bookings, offline, deliver, operators)
 
 
 def _payout_mode(env: Mapping[str, str]) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Cookie, Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from examples import accounts_pages, cancel_pages, common
+from examples import accounts_pages, cancel_pages, common, mentor_pages
+from examples import operator_pages as pages
 from mentorpay import MentorpayError
-from mentorpay.testing import WebhookDeliverer, post_webhook
+from mentorpay.testing import WebhookDeliverer, check_scenario, post_webhook
 
 
 # Authentication, DEMO ONLY: the user id comes from the X-Demo-User header. A host plugs in its
@@ -42,6 +43,26 @@ async def raw_body(request: Request) -> bytes:
 
 
 Body = Annotated[bytes, Depends(raw_body)]
+
+
+# DEMO ONLY, like current_user: pages opened in a browser also accept the demo cookie.
+def page_user(
+    x_demo_user: Annotated[str | None, Header()] = None,
+    mentorpay_demo_user: Annotated[str | None, Cookie()] = None,
+) -> str:
+    """The signed-in user of a page; 401 when there is none."""
+    return pages.page_user(x_demo_user, mentorpay_demo_user)
+
+
+PageUser = Annotated[str, Depends(page_user)]
+
+
+def operator(request: Request, user: PageUser) -> str:
+    """THE OPERATOR CHECK, a dependency of every operator route: 403 for anyone else."""
+    return pages.require_operator(user, request.app.state.example.operators)
+
+
+Operator = Annotated[str, Depends(operator)]
 
 
 def create_app(
@@ -117,15 +138,19 @@ def create_app(
         return HTMLResponse(common.success_html(booking, views))
 
     @app.get("/fake-checkout/{session_id}", response_class=HTMLResponse)
-    def offline_checkout_page(session_id: str) -> HTMLResponse:
-        page = ex.offline_checkout().page_html(session_id, common.pay_action(session_id))
+    def offline_checkout_page(session_id: str, declined: str | None = None) -> HTMLResponse:
+        action = common.pay_action(session_id)
+        page = ex.offline_checkout().page_html(session_id, action, declined=declined == "1")
         return HTMLResponse(page)
 
     @app.post("/fake-checkout/{session_id}/pay")
-    def offline_pay(request: Request, session_id: str) -> RedirectResponse:
+    def offline_pay(
+        request: Request, session_id: str, scenario: str | None = None
+    ) -> RedirectResponse:
         # Plain def (threadpool): the loop stays free to serve the webhooks this POSTs to us.
         webhook_url = common.webhook_url(str(request.base_url))
-        paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
+        offline, played = ex.offline_checkout(), check_scenario(scenario)
+        paid = offline.pay_and_deliver(session_id, webhook_url, ex.deliver, scenario=played)
         return RedirectResponse(paid.success_url, status_code=303)
 
     accounts_pages.mount_fastapi(app, ex, User, Body)
@@ -140,6 +165,48 @@ def create_app(
         # Plain def (threadpool): offline, this POSTs the refund webhook to this same app.
         webhook_url = common.webhook_url(str(request.base_url))
         return cancel_pages.cancel_booking(ex, booking_id, user=user, webhook_url=webhook_url)
+
+    @app.post("/fake-checkout/advance")
+    def offline_advance(
+        request: Request, days: str | None = None, next: str | None = None
+    ) -> RedirectResponse:
+        webhook_url = common.webhook_url(str(request.base_url))
+        ex.advance_clock(pages.days_query(days), webhook_url)
+        return RedirectResponse(pages.safe_next(next), status_code=303)
+
+    # -- operator and mentor pages (examples/operator_pages.py, examples/mentor_pages.py) ----
+
+    @app.get("/demo/sign-in")
+    def demo_sign_in(user: str | None = None, next: str | None = None) -> RedirectResponse:
+        signed_in = pages.sign_in_user(user)
+        response = RedirectResponse(pages.safe_next(next), status_code=303)
+        response.set_cookie(pages.DEMO_USER_COOKIE, signed_in, httponly=True, samesite="strict")
+        return response
+
+    @app.get("/operator", response_class=HTMLResponse)
+    def operator_page(user: Operator) -> HTMLResponse:
+        clock = pages.clock_section(ex, "/operator")
+        return HTMLResponse(pages.operator_html(mp.dashboard.overview(), user=user, clock=clock))
+
+    @app.post("/operator/payouts/{payout_id}/approve")
+    def operator_approve(payout_id: int, user: Operator) -> RedirectResponse:
+        mp.payouts.approve(payout_id, approver=user)
+        return RedirectResponse("/operator", status_code=303)
+
+    @app.post("/operator/payouts/{payout_id}/execute")
+    def operator_execute(payout_id: int, user: Operator) -> RedirectResponse:
+        mp.payouts.execute(payout_id)
+        return RedirectResponse("/operator", status_code=303)
+
+    @app.get("/mentor", response_class=HTMLResponse)
+    def mentor_page(user: PageUser) -> HTMLResponse:
+        earnings, clock = mp.dashboard.earnings(user), pages.clock_section(ex, "/mentor")
+        return HTMLResponse(mentor_pages.mentor_html(earnings, clock=clock))
+
+    @app.post("/mentor/payouts")
+    def mentor_request_payout(user: PageUser, body: Body) -> RedirectResponse:
+        mp.payouts.request(user, mentor_pages.payout_amount(pages.form_fields(body)))
+        return RedirectResponse("/mentor", status_code=303)
 
     return app
 

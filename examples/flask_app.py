@@ -18,9 +18,10 @@ from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from examples import accounts_pages, cancel_pages, common
+from examples import accounts_pages, cancel_pages, common, mentor_pages
+from examples import operator_pages as pages
 from mentorpay import MentorpayError
-from mentorpay.testing import WebhookDeliverer, post_webhook
+from mentorpay.testing import WebhookDeliverer, check_scenario, post_webhook
 
 
 # Authentication, DEMO ONLY: the user id comes from the X-Demo-User header. A host plugs in its
@@ -119,12 +120,16 @@ def create_app(
 
     @app.get("/fake-checkout/<session_id>")
     def offline_checkout_page(session_id: str) -> str:
-        return ex.offline_checkout().page_html(session_id, common.pay_action(session_id))
+        declined = request.args.get("declined") == "1"
+        action = common.pay_action(session_id)
+        return ex.offline_checkout().page_html(session_id, action, declined=declined)
 
     @app.post("/fake-checkout/<session_id>/pay")
     def offline_pay(session_id: str) -> ResponseReturnValue:
         webhook_url = common.webhook_url(request.url_root)
-        paid = ex.offline_checkout().pay_and_deliver(session_id, webhook_url, ex.deliver)
+        scenario = check_scenario(request.args.get("scenario"))
+        offline = ex.offline_checkout()
+        paid = offline.pay_and_deliver(session_id, webhook_url, ex.deliver, scenario=scenario)
         return redirect(paid.success_url, code=303)
 
     accounts_pages.mount_flask(app, ex, current_user, read_body)
@@ -140,6 +145,58 @@ def create_app(
         return cancel_pages.cancel_booking(
             ex, booking_id, user=current_user(), webhook_url=webhook_url
         )
+
+    @app.post("/fake-checkout/advance")
+    def offline_advance() -> ResponseReturnValue:
+        days, webhook_url = (
+            pages.days_query(request.args.get("days")),
+            common.webhook_url(request.url_root),
+        )
+        ex.advance_clock(days, webhook_url)
+        return redirect(pages.safe_next(request.args.get("next")), code=303)
+
+    # -- operator and mentor pages (examples/operator_pages.py, examples/mentor_pages.py) ----
+
+    def page_user() -> str:
+        cookie = request.cookies.get(pages.DEMO_USER_COOKIE)
+        return pages.page_user(request.headers.get(common.DEMO_USER_HEADER), cookie)
+
+    def operator() -> str:  # THE OPERATOR CHECK, on every operator route
+        return pages.require_operator(page_user(), ex.operators)
+
+    @app.get("/demo/sign-in")
+    def demo_sign_in() -> ResponseReturnValue:
+        user = pages.sign_in_user(request.args.get("user"))
+        response = redirect(pages.safe_next(request.args.get("next")), code=303)
+        response.set_cookie(pages.DEMO_USER_COOKIE, user, httponly=True, samesite="Strict")
+        return response
+
+    @app.get("/operator")
+    def operator_page() -> str:
+        user, clock = operator(), pages.clock_section(ex, "/operator")
+        return pages.operator_html(mp.dashboard.overview(), user=user, clock=clock)
+
+    @app.post("/operator/payouts/<int:payout_id>/approve")
+    def operator_approve(payout_id: int) -> ResponseReturnValue:
+        mp.payouts.approve(payout_id, approver=operator())
+        return redirect("/operator", code=303)
+
+    @app.post("/operator/payouts/<int:payout_id>/execute")
+    def operator_execute(payout_id: int) -> ResponseReturnValue:
+        operator()
+        mp.payouts.execute(payout_id)
+        return redirect("/operator", code=303)
+
+    @app.get("/mentor")
+    def mentor_page() -> str:
+        earnings, clock = mp.dashboard.earnings(page_user()), pages.clock_section(ex, "/mentor")
+        return mentor_pages.mentor_html(earnings, clock=clock)
+
+    @app.post("/mentor/payouts")
+    def mentor_request_payout() -> ResponseReturnValue:
+        user, body = page_user(), read_body(mp.config.max_payload_bytes)
+        mp.payouts.request(user, mentor_pages.payout_amount(pages.form_fields(body)))
+        return redirect("/mentor", code=303)
 
     return app
 

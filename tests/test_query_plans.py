@@ -1,4 +1,5 @@
-"""Every query of the CLI, stats, reconcile and release_due uses an index on a journal-sized table.
+"""Every query of the CLI, stats, reconcile, release_due and the dashboard uses an index on a
+journal-sized table.
 
 PostgreSQL only (its planner decides; SQLite's would say little about production). A schema is
 seeded with a valid ledger of 10k payments (about 50k journal entries, see ``benchmarks/seed.py``)
@@ -140,7 +141,7 @@ def _scans(plan: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
 
 @pytest.mark.postgres
 def test_no_sequential_scan_of_a_journal_table(seeded: SeededDatabase) -> None:
-    """No query of the CLI, stats, reconcile or release_due reads a journal-sized table whole."""
+    """No query of the CLI, stats, reconcile, release_due or dashboard scans a journal table."""
     url, plan = seeded.url, seeded.plan
     day = plan.end - timedelta(days=3)
     since, until = day.isoformat(), (day + timedelta(days=1)).isoformat()
@@ -170,6 +171,9 @@ def test_no_sequential_scan_of_a_journal_table(seeded: SeededDatabase) -> None:
         mp.ledger.history("u1", role="mentee", limit=4)
         mp.analytics.summary(day, day + timedelta(days=1))
         mp.reconcile(day, day + timedelta(days=1))
+        board = mp.dashboard.overview(day - timedelta(days=6), day + timedelta(days=1))
+        assert board.currencies and board.last_reconciliation is not None
+        assert mp.dashboard.earnings("m1", day - timedelta(days=6), day + timedelta(days=1)).earned
     finally:
         event.remove(Engine, "before_cursor_execute", recorder)
 

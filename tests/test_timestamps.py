@@ -83,6 +83,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.payouts.mark_paid(payout.id, reference="wire-1")
     mp.accounts.onboard("m3", refresh_url="https://a.test/r", return_url="https://a.test/ok")
     mp.bookings.cancel("3", by="mentor")  # unpaid: a cancellation row, nothing refunded
+    mp.reconcile(NOW - timedelta(days=1), NOW + timedelta(days=1))  # a reconcile run row
     return mp, tmp_path / "stamps.db"
 
 

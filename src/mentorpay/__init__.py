@@ -34,6 +34,14 @@ if _typing.TYPE_CHECKING:
     from mentorpay.checkout import CheckoutService, CheckoutSessionInfo
     from mentorpay.commission import CommissionPolicy, CommissionResolver, Split, split_refund
     from mentorpay.config import MentorpayConfig
+    from mentorpay.dashboard import (
+        CurrencySeries,
+        DashboardOverview,
+        DashboardService,
+        InboxHealth,
+        MentorEarnings,
+        PayoutQueue,
+    )
     from mentorpay.errors import (
         AccountMismatchError,
         AccountNotReadyError,
@@ -74,7 +82,7 @@ if _typing.TYPE_CHECKING:
     from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord, VerifyReport
     from mentorpay.money import Money, allocate
     from mentorpay.payouts import PayoutService, PayoutView
-    from mentorpay.reconcile import Reconciler, ReconcileReport
+    from mentorpay.reconcile import Reconciler, ReconcileReport, ReconcileRun
     from mentorpay.refunds import RefundResult, RefundService
     from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
 
@@ -106,7 +114,10 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "CurrencyMismatchError",
+    "CurrencySeries",
     "CurrencySummary",
+    "DashboardOverview",
+    "DashboardService",
     "DatabaseBusyError",
     "DatabaseUnavailableError",
     "Effect",
@@ -117,10 +128,12 @@ __all__ = [
     "GatewayRateLimitError",
     "IdempotencyConflictError",
     "InboxEvent",
+    "InboxHealth",
     "InsufficientBalanceError",
     "InvalidAmountError",
     "InvalidRequestError",
     "LedgerService",
+    "MentorEarnings",
     "MentorNotFoundError",
     "MentorPay",
     "MentorpayConfig",
@@ -136,10 +149,12 @@ __all__ = [
     "PaymentPendingError",
     "PaymentRecord",
     "PayoutNotFoundError",
+    "PayoutQueue",
     "PayoutService",
     "PayoutStateError",
     "PayoutView",
     "ReconcileReport",
+    "ReconcileRun",
     "Reconciler",
     "RefundResult",
     "RefundService",
@@ -169,6 +184,7 @@ _SOURCES: tuple[str, ...] = (
     "mentorpay.checkout",
     "mentorpay.commission",
     "mentorpay.config",
+    "mentorpay.dashboard",
     "mentorpay.errors",
     "mentorpay.events",
     "mentorpay.gateway",

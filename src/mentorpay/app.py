@@ -21,6 +21,7 @@ from mentorpay.cancellations import BookingService
 from mentorpay.checkout import CheckoutService
 from mentorpay.commission import Split
 from mentorpay.config import MentorpayConfig
+from mentorpay.dashboard import DashboardService
 from mentorpay.db import coerce_engine, make_engine
 from mentorpay.effects import Effect, EffectBus, EffectKind
 from mentorpay.errors import ConfigurationError, NotAuthorizedError
@@ -108,6 +109,8 @@ class MentorPay:
         for family in (self.payouts, self.refund_events, account_events):
             for event_type, handler in family.webhook_handlers().items():
                 self.webhooks.register(event_type, handler)
+        #: The operator dashboard's data (``mp.dashboard.overview(since, until)``).
+        self.dashboard = DashboardService(self.engine, self.payouts, clock=clock)
         self._reconciler = Reconciler(
             config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock
         )

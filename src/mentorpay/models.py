@@ -44,6 +44,7 @@ __all__ = [
     "OutboxEffect",
     "Payment",
     "PayoutRequest",
+    "ReconcileRun",
     "RefundRequest",
     "SentMessage",
     "UTCDateTime",
@@ -58,6 +59,7 @@ __all__ = [
     "outbox_table",
     "payments_table",
     "payouts_table",
+    "reconcile_runs_table",
     "refund_requests_table",
     "sent_messages_table",
     "transactions_table",
@@ -355,6 +357,9 @@ class Dispute(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # The operator dashboard: disputes opened per day of a period.
+    __table_args__ = (Index("ix_mentorpay_disputes_created_at", "created_at"),)
+
 
 class CheckoutSession(Base):
     """A Stripe Checkout Session created for a booking, so an open one is reused, not duplicated.
@@ -454,6 +459,24 @@ class MentorAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReconcileRun(Base):
+    """One reconciliation run as the operator dashboard shows it (written by
+    :mod:`mentorpay.reconcile.runs`, its one owner)."""
+
+    __tablename__ = "mentorpay_reconcile_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied: Mapped[bool] = mapped_column(Boolean)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    discrepancies: Mapped[int] = mapped_column(Integer)
+    events_applied: Mapped[int] = mapped_column(Integer)
+    #: JSON: the count of discrepancies per kind (payments, refunds, disputes, transfers).
+    summary: Mapped[str] = mapped_column(Text)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Typed Core handles for the statement-level code paths (``Model.__table__`` is typed as a
 # FromClause, which has no ``insert()``/``c`` of the right types for mypy).
 payments_table = cast(Table, Payment.__table__)
@@ -493,3 +516,4 @@ class Cancellation(Base):
 
 
 cancellations_table = cast(Table, Cancellation.__table__)
+reconcile_runs_table = cast(Table, ReconcileRun.__table__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, case, func, select
 from sqlalchemy.engine import Connection
@@ -14,7 +14,16 @@ from sqlalchemy.engine import Connection
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
-from mentorpay.ledger.rules import COMMISSION, STRIPE_FEES, SUSPENSE, UNPAID_PAYMENT_STATUSES
+from mentorpay.ledger.rules import (
+    AVAILABLE,
+    CLEARING,
+    COMMISSION,
+    HELD,
+    PENDING,
+    STRIPE_FEES,
+    SUSPENSE,
+    UNPAID_PAYMENT_STATUSES,
+)
 from mentorpay.ledger.state import PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
@@ -26,6 +35,7 @@ from mentorpay.ledger.views import (
     payment_record,
 )
 from mentorpay.models import balances_table as _balances
+from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import entries_table as _entries
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import transactions_table as _transactions
@@ -339,6 +349,90 @@ def period_totals_query(since: datetime, until: datetime) -> Select[Any]:
         .group_by(p.currency)
         .order_by(p.currency)
     )
+
+
+# -- per-day series, for the operator dashboard ----------------------------------------------------
+
+#: Transaction kinds whose legs touch the commission or clearing accounts (never payouts or
+#: releases, which only move a mentor's money between their own accounts).
+_MONEY_KINDS: Final = (
+    "payment",
+    "review_credit",
+    "refund",
+    "refund_failed",
+    "dispute_opened",
+    "dispute_won",
+    "dispute_lost",
+)
+
+
+def utc_day(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column, as ``YYYY-MM-DD`` text on every backend
+    (PostgreSQL's own ``date()`` would follow the session's time zone)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)  # SQLite stores UTC as 'YYYY-MM-DD HH:MM:SS...'
+
+
+def daily_journal_query(since: datetime, until: datetime, dialect: str) -> Select[Any]:
+    """Per UTC day, currency, transaction kind and platform account (clearing, commission):
+    the sum of the legs posted in ``[since, until)``. Walks the ``(kind, created_at)`` index."""
+    t, e = _transactions.c, _entries.c
+    day = utc_day(t.created_at, dialect).label("day")
+    return (
+        select(day, t.currency, t.kind, e.account, func.sum(e.amount))
+        .select_from(_transactions.join(_entries, e.transaction_id == t.id))
+        .where(
+            and_(
+                t.kind.in_(_MONEY_KINDS),
+                t.created_at >= since,
+                t.created_at < until,
+                e.account.in_((CLEARING, COMMISSION)),
+            )
+        )
+        .group_by(day, t.currency, t.kind, e.account)
+    )
+
+
+def daily_disputes_query(since: datetime, until: datetime, dialect: str) -> Select[Any]:
+    """Per UTC day and currency: how many disputes (inquiries included) opened in
+    ``[since, until)`` and the amount they cover."""
+    d = _disputes.c
+    day = utc_day(d.created_at, dialect).label("day")
+    return (
+        select(day, d.currency, func.count(), func.sum(d.amount))
+        .where(and_(d.created_at >= since, d.created_at < until))
+        .group_by(day, d.currency)
+    )
+
+
+def daily_mentor_query(
+    mentor_id: str, since: datetime, until: datetime, dialect: str
+) -> Select[Any]:
+    """Per UTC day and currency: what the mentor's earnings changed by in ``[since, until)``
+    (credits of payments, less refunds and lost disputes; a dispute's hold nets to zero, as do
+    releases and payouts, which are not read). Walks the entries' mentor index."""
+    t, e = _transactions.c, _entries.c
+    day = utc_day(t.created_at, dialect).label("day")
+    return (
+        select(day, e.currency, func.sum(e.amount))
+        .select_from(_entries.join(_transactions, e.transaction_id == t.id))
+        .where(
+            and_(
+                e.mentor_id == mentor_id,
+                e.account.in_((PENDING, AVAILABLE, HELD)),
+                t.kind.in_(_MONEY_KINDS),
+                t.created_at >= since,
+                t.created_at < until,
+            )
+        )
+        .group_by(day, e.currency)
+    )
+
+
+def review_count_query() -> Select[Any]:
+    """How many payments wait for an operator's review (the partial index counts them)."""
+    return select(func.count()).where(_payments.c.status == "needs_review")
 
 
 class LedgerQueries:

@@ -42,6 +42,7 @@ from mentorpay.reconcile.report import (
     ReconcileKind,
     ReconcileReport,
 )
+from mentorpay.reconcile.runs import ReconcileRun
 from mentorpay.reconcile.service import Reconciler
 
 __all__ = [
@@ -52,5 +53,6 @@ __all__ = [
     "ProblemKind",
     "ReconcileKind",
     "ReconcileReport",
+    "ReconcileRun",
     "Reconciler",
 ]

@@ -28,6 +28,7 @@ from mentorpay.reconcile.report import (
     ReconcileKind,
     ReconcileReport,
 )
+from mentorpay.reconcile.runs import record_run
 from mentorpay.reconcile.transfers import check_transfers
 
 __all__ = ["Reconciler"]
@@ -115,6 +116,8 @@ class Reconciler:
                 applied.append(self._post_fee(fee))
                 report_progress(done, todo, "applying")
         report = ReconcileReport(since, end, apply, kinds, applied)
+        # Kept for the operator dashboard ("last reconciliation"); the report is the answer.
+        record_run(self._engine, report, self._clock(), self._config.db_retries)
         logger.info(
             "reconciled %s .. %s: %d differences, %d events applied",
             since,

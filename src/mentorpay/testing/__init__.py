@@ -7,7 +7,9 @@
   (:func:`checkout_session`, :func:`payment_intent`, :func:`charge`, :func:`dispute`,
   :func:`refund`, :func:`transfer`): signed, Stripe-shaped webhook events.
 - :class:`OfflineCheckout`, :func:`post_webhook`: a local page standing in for Stripe Checkout
-  that sends the app the signed webhooks Stripe would send (the examples' offline mode).
+  that sends the app the signed webhooks Stripe would send (the examples' offline mode), in
+  each of Stripe's test :data:`SCENARIOS` (declined card, bank debit settling or failing days
+  later, inquiry, dispute), the later steps driven by a :class:`FakeClock`.
 - :class:`OfflineConnect`: a local page standing in for Stripe's Connect onboarding that
   enables the fake account and sends the app the signed ``account.updated``.
 - :func:`sqlite_engine`, :func:`postgres_engine`, :func:`truncate_all`: databases with
@@ -40,10 +42,13 @@ from mentorpay.testing._offline import (
     post_webhook,
 )
 from mentorpay.testing._offline_connect import OfflineConnect, OnboardedAccount
+from mentorpay.testing._scenarios import SCENARIOS, FakeClock, Scenario, check_scenario
 
 __all__ = [
     "POSTGRES_URL_ENV",
+    "SCENARIOS",
     "STRIPE_API_VERSION",
+    "FakeClock",
     "FakeGateway",
     "GatewayCall",
     "InMemoryBookings",
@@ -52,10 +57,12 @@ __all__ = [
     "OnboardedAccount",
     "OutboxMailer",
     "PaidSession",
+    "Scenario",
     "SignedEvent",
     "WebhookDeliverer",
     "booking_metadata",
     "charge",
+    "check_scenario",
     "checkout_session",
     "dispute",
     "encode_event",

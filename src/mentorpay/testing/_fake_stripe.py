@@ -180,8 +180,13 @@ class FakeStripe:
 
     @property
     def livemode(self) -> bool:
-        """The mode of the objects this Stripe makes."""
+        """Whether the objects are live-mode objects."""
         return self._livemode
+
+    def session_params(self, session_id: str) -> CheckoutSessionParams:
+        """What a session was created with (its intent and charge are built from it)."""
+        self.stored(SESSION, session_id)
+        return self._session_params[session_id]
 
     def now(self) -> int:
         """The clock as Stripe's ``created`` stamp."""
@@ -253,9 +258,10 @@ class FakeStripe:
         return copy.deepcopy(session)
 
     def open_dispute(
-        self, payment_intent_id: str, amount: Money | None, reason: str
+        self, payment_intent_id: str, amount: Money | None, reason: str, inquiry: bool = False
     ) -> dict[str, Any]:
-        """A dispute of the payment's charge (the whole unrefunded amount unless ``amount``)."""
+        """A dispute of the payment's charge (the whole unrefunded amount unless ``amount``);
+        an ``inquiry`` (``warning_needs_response``) is a question that may never become one."""
         pi = self.stored("payment_intent", payment_intent_id)
         charge = self._objects["charge"][pi["latest_charge"]]
         dispute = {
@@ -263,7 +269,7 @@ class FakeStripe:
             "currency": charge["currency"],
             "charge": charge["id"],
             "payment_intent": payment_intent_id,
-            "status": "needs_response",
+            "status": "warning_needs_response" if inquiry else "needs_response",
             "reason": reason,
             "created": self.now(),
             "livemode": self._livemode,
@@ -281,9 +287,10 @@ class FakeStripe:
         return self.add("dispute", dispute_id, dispute)
 
     def close_dispute(self, dispute_id: str, won: bool) -> dict[str, Any]:
-        """The bank's decision."""
+        """The bank's decision; an inquiry simply closes (``warning_closed``)."""
         dispute = self.stored("dispute", dispute_id)
-        dispute["status"] = "won" if won else "lost"
+        inquiry = str(dispute["status"]).startswith("warning_")
+        dispute["status"] = "warning_closed" if inquiry else "won" if won else "lost"
         return copy.deepcopy(dispute)
 
     # -- what each request does -----------------------------------------------------------------

@@ -45,6 +45,7 @@ from mentorpay.gateway.protocol import (
     check_request,
 )
 from mentorpay.money import Money
+from mentorpay.testing import _fake_methods as _methods
 from mentorpay.testing._fake_accounts import DEFAULT_ACCOUNT_LINK_TEMPLATE, FakeAccountCalls
 from mentorpay.testing._fake_stripe import SESSION, FakeStripe
 
@@ -180,21 +181,46 @@ class FakeGateway(GatewayReads, FakeAccountCalls):
         with self._lock:
             return self._stripe.add_payment_intent(intent)
 
-    def complete_checkout_session(self, session_id: str) -> dict[str, Any]:
+    def complete_checkout_session(
+        self, session_id: str, *, delayed: bool = False
+    ) -> dict[str, Any]:
         """The customer pays: the session completes and a succeeded PaymentIntent and Charge
         carrying the booking metadata (and the Connect fee and destination) appear.
 
+        ``delayed``: a bank debit instead; the session completes with ``payment_status``
+        ``unpaid`` and its PaymentIntent is ``processing`` until :meth:`settle_delayed_payment`.
         Returns the completed session; its ``payment_intent`` names the new PaymentIntent.
         """
         with self._lock:
+            if delayed:
+                return _methods.complete_delayed(self._stripe, session_id)
             return self._stripe.complete_session(session_id)
 
-    def open_dispute(
-        self, payment_intent_id: str, amount: Money | None = None, reason: str = "fraudulent"
-    ) -> dict[str, Any]:
-        """The cardholder disputes a payment (the whole charge unless ``amount``)."""
+    def decline_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """The customer's card is declined (``generic_decline``): the session stays open;
+        returns the failed PaymentIntent, as ``payment_intent.payment_failed`` carries it."""
         with self._lock:
-            return self._stripe.open_dispute(payment_intent_id, amount, reason)
+            return _methods.decline(self._stripe, session_id)
+
+    def settle_delayed_payment(
+        self, session_id: str, *, succeeded: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The bank answers a pending debit: ``(session, payment intent)`` after it."""
+        with self._lock:
+            return _methods.settle_delayed(self._stripe, session_id, succeeded=succeeded)
+
+    def open_dispute(
+        self,
+        payment_intent_id: str,
+        amount: Money | None = None,
+        reason: str = "fraudulent",
+        *,
+        inquiry: bool = False,
+    ) -> dict[str, Any]:
+        """The cardholder disputes a payment (the whole charge unless ``amount``); with
+        ``inquiry``, only asks (``warning_needs_response``; closing it is ``warning_closed``)."""
+        with self._lock:
+            return self._stripe.open_dispute(payment_intent_id, amount, reason, inquiry)
 
     def close_dispute(self, dispute_id: str, *, won: bool) -> dict[str, Any]:
         """The bank decides the dispute."""

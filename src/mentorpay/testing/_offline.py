@@ -1,9 +1,13 @@
 """OfflineCheckout: a local page standing in for Stripe's hosted checkout.
 
 With no Stripe account, the examples use :class:`FakeGateway`, whose checkout URLs point to this
-page. Pressing Pay completes the fake session and sends the app the same signed webhooks Stripe
-would send (``checkout.session.completed`` and ``payment_intent.succeeded``), then the browser is
-redirected to the session's success URL. Framework-agnostic: adapters only route to it.
+page. The page offers Stripe's test scenarios (:data:`~mentorpay.testing.SCENARIOS`): a card that
+works or is declined, a bank debit that settles or fails days later, an inquiry or a dispute
+after the payment. Pressing one completes (or declines) the fake session and sends the app the
+signed webhooks Stripe would send, then the browser is redirected to the session's success URL
+(back to the page after a decline). What Stripe does later waits on a
+:class:`~mentorpay.testing.FakeClock`: :meth:`OfflineCheckout.advance` moves it on and delivers
+what fell due. Framework-agnostic: adapters only route to it.
 
 Errors are mentorpay's own, so adapters render them like any other: an unknown session is a
 :class:`~mentorpay.errors.NotFoundError` (404), paying a session that is no longer open a
@@ -15,12 +19,15 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from mentorpay.errors import (
     ConfigurationError,
@@ -33,6 +40,7 @@ from mentorpay.errors import (
 from mentorpay.money import Money
 from mentorpay.testing._events import encode_event, make_event, sign_payload
 from mentorpay.testing._gateway import FakeGateway
+from mentorpay.testing._scenarios import SCENARIOS, FakeClock, Outcome, Scenario, Step, play
 
 __all__ = ["OfflineCheckout", "PaidSession", "SignedEvent", "WebhookDeliverer", "post_webhook"]
 
@@ -48,12 +56,18 @@ class SignedEvent:
 
 @dataclass(frozen=True, slots=True)
 class PaidSession:
-    """The outcome of pressing Pay: where to send the browser and which webhooks to deliver."""
+    """The outcome of pressing Pay: where to send the browser and which webhooks to deliver.
+
+    ``outcome`` is ``paid``, ``declined`` (``success_url`` is then the checkout page again) or
+    ``pending`` (a bank debit); ``scheduled`` names what Stripe will do later on the clock.
+    """
 
     session_id: str
     payment_intent_id: str
     success_url: str
     events: list[SignedEvent]
+    outcome: Outcome = "paid"
+    scheduled: list[str] = field(default_factory=list)
 
 
 #: Sends one signed event to a webhook URL and returns the HTTP status the app answered.
@@ -133,61 +147,91 @@ def _known_session(session_id: str) -> Iterator[None]:
 
 
 class OfflineCheckout:
-    """Renders the fake checkout page and turns "Pay" into signed webhook events."""
+    """Renders the fake checkout page and turns its buttons into signed webhook events.
 
-    def __init__(self, gateway: FakeGateway, webhook_secret: str) -> None:
+    Pass the :class:`FakeClock` the :class:`FakeGateway` runs on as ``clock`` (one running
+    with real time is made otherwise), so Stripe's ``created`` stamps follow it.
+    """
+
+    def __init__(
+        self, gateway: FakeGateway, webhook_secret: str, *, clock: FakeClock | None = None
+    ) -> None:
         self._gateway = gateway
         self._secret = webhook_secret
+        self.clock = clock if clock is not None else FakeClock()
+        self._steps: list[Step] = []
+        self._retry: list[SignedEvent] = []
+        self._lock = threading.Lock()
 
-    def page_html(self, session_id: str, pay_action: str) -> str:
-        """The checkout page for one session; its form POSTs to ``pay_action``."""
+    def page_html(self, session_id: str, pay_action: str, *, declined: bool = False) -> str:
+        """The checkout page for one session: one button per scenario, each POSTing to
+        ``pay_action?scenario=<name>`` (the plain card's button has the id ``pay``)."""
         with _known_session(session_id):
             session = self._gateway.session(session_id)
         amount = Money(session["amount_total"], session["currency"])
         meta = session.get("metadata") or {}
         status = session["status"]
         esc = html.escape
-        button = (
+        buttons = "".join(
+            f'<p><button id="{"pay" if name == "card" else "pay-" + name}" type="submit" '
+            f'formaction="{esc(pay_action)}?scenario={name}">{esc(label)}</button></p>'
+            for name, label in SCENARIOS.items()
+        )
+        body = (
             f'<form method="post" action="{esc(pay_action)}">'
-            f'<button id="pay" type="submit">Pay {esc(str(amount))}</button></form>'
+            f"<p>Pay {esc(str(amount))} as:</p>{buttons}</form>"
             if status == "open"
             else f"<p id='status'>This checkout is {esc(status)}.</p>"
+        )
+        notice = (
+            "<p id='declined' role='alert'>Your card was declined. Try another one.</p>"
+            if declined and status == "open"
+            else ""
         )
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             "<title>Offline checkout (not Stripe)</title>"
             "<style>body{font-family:sans-serif;max-width:32rem;margin:3rem auto}"
-            "button{font-size:1.2rem;padding:.6rem 1.4rem}</style></head><body>"
+            "button{font-size:1rem;padding:.5rem 1rem}</style></head><body>"
             "<h1>Offline checkout</h1>"
             "<p>This page stands in for Stripe Checkout. No card is charged.</p>"
             f"<p>Booking <b id='booking'>{esc(str(meta.get('booking_id', '?')))}</b> with "
             f"mentor {esc(str(meta.get('mentor_id', '?')))}: "
             f"<b id='amount'>{esc(str(amount))}</b></p>"
-            f"{button}"
+            f"{notice}{body}"
             f"<p><a href='{esc(session.get('cancel_url') or '/')}'>Cancel</a></p>"
             "</body></html>"
         )
 
-    def pay(self, session_id: str) -> PaidSession:
-        """Complete the session and build the signed webhooks Stripe would send for it."""
+    def pay(self, session_id: str, scenario: Scenario = "card") -> PaidSession:
+        """Play ``scenario`` on the session and build the signed webhooks Stripe would send
+        now; what Stripe does later is scheduled on the clock (see :meth:`advance`)."""
+        now = self.clock()
         with _known_session(session_id):
-            session = self._gateway.complete_checkout_session(session_id)
-        intent_id = str(session["payment_intent"])
-        intent = self._gateway.payment_intent(intent_id)
-        events = []
-        for event_type, obj in (
-            ("checkout.session.completed", session),
-            ("payment_intent.succeeded", intent),
-        ):
-            body = encode_event(make_event(event_type, obj))
-            events.append(SignedEvent(event_type, body, sign_payload(body, self._secret)))
-        success_url = str(session.get("success_url") or "/").replace(
-            "{CHECKOUT_SESSION_ID}", session_id
+            outcome, found, later = play(self._gateway, session_id, scenario, now)
+        with self._lock:
+            self._steps.extend(later)
+            self._steps.sort(key=lambda step: step.due)
+        events = [self._signed(event_type, obj) for event_type, obj in found]
+        intent_id = next(
+            (str(obj["id"]) for t, obj in found if t.startswith("payment_intent.")), ""
         )
-        return PaidSession(session_id, intent_id, success_url, events)
+        session = self._gateway.session(session_id)
+        if outcome == "declined":
+            target = f"{session.get('url') or '/fake-checkout/' + session_id}?declined=1"
+        else:
+            target = str(session.get("success_url") or "/")
+        success_url = target.replace("{CHECKOUT_SESSION_ID}", session_id)
+        labels = [step.label for step in later]
+        return PaidSession(session_id, intent_id, success_url, events, outcome, labels)
 
     def pay_and_deliver(
-        self, session_id: str, webhook_url: str, deliver: WebhookDeliverer = post_webhook
+        self,
+        session_id: str,
+        webhook_url: str,
+        deliver: WebhookDeliverer = post_webhook,
+        *,
+        scenario: Scenario = "card",
     ) -> PaidSession:
         """:meth:`pay`, then send each event to ``webhook_url`` in order, as Stripe would.
 
@@ -196,16 +240,64 @@ class OfflineCheckout:
         """
         if deliver is post_webhook:
             _require_local(webhook_url)  # before paying: a refused URL must not spend the session
-        paid = self.pay(session_id)
+        paid = self.pay(session_id, scenario)
         for event in paid.events:
-            status = deliver(webhook_url, event)
-            if not 200 <= status < 300:
-                raise GatewayError(
-                    f"the app answered HTTP {status} to the offline checkout's "
-                    f"{event.event_type} webhook at {webhook_url}; check that the webhook "
-                    "secret the offline checkout signs with is one the app accepts",
-                    event_type=event.event_type,
-                    webhook_status=status,
-                    session_id=session_id,
-                )
+            _send(deliver, webhook_url, event, session_id=session_id)
         return paid
+
+    def upcoming(self) -> list[tuple[Any, str]]:
+        """``(due, label)`` of what Stripe will do later, soonest first."""
+        with self._lock:
+            return [(step.due, step.label) for step in self._steps]
+
+    def advance(
+        self, delta: timedelta, webhook_url: str, deliver: WebhookDeliverer = post_webhook
+    ) -> list[SignedEvent]:
+        """Move the clock on by ``delta`` and deliver, in order, the events of every step that
+        fell due; returns them. A step whose delivery the app refused stays due (Stripe
+        retries), and :class:`~mentorpay.errors.GatewayError` is raised."""
+        if deliver is post_webhook:
+            _require_local(webhook_url)
+        now = self.clock.advance(delta)
+        sent: list[SignedEvent] = []
+        while True:
+            with self._lock:
+                retry, self._retry = self._retry, []
+                step = self._steps.pop(0) if self._steps and self._steps[0].due <= now else None
+            if step is None and not retry:
+                return sent
+            # Refused earlier: the same events (same ids), signed anew, as Stripe retries.
+            events = [
+                SignedEvent(e.event_type, e.body, sign_payload(e.body, self._secret)) for e in retry
+            ]
+            if step is not None:
+                events += [self._signed(t, obj) for t, obj in step.act()]
+            for n, event in enumerate(events):
+                try:
+                    _send(deliver, webhook_url, event, session_id=None)
+                except GatewayError:
+                    with self._lock:
+                        self._retry = events[n:] + self._retry
+                    raise
+                sent.append(event)
+
+    def _signed(self, event_type: str, obj: dict[str, Any]) -> SignedEvent:
+        created = int(self.clock().timestamp())
+        body = encode_event(make_event(event_type, obj, created=created))
+        # Signed with the real time: the app checks the signature's age against its own clock.
+        return SignedEvent(event_type, body, sign_payload(body, self._secret))
+
+
+def _send(
+    deliver: WebhookDeliverer, webhook_url: str, event: SignedEvent, *, session_id: str | None
+) -> None:
+    status = deliver(webhook_url, event)
+    if not 200 <= status < 300:
+        raise GatewayError(
+            f"the app answered HTTP {status} to the offline checkout's "
+            f"{event.event_type} webhook at {webhook_url}; check that the webhook "
+            "secret the offline checkout signs with is one the app accepts",
+            event_type=event.event_type,
+            webhook_status=status,
+            session_id=session_id,
+        )

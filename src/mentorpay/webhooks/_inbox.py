@@ -412,3 +412,26 @@ def stale_events(conn: Connection, cutoff: datetime, limit: int) -> list[InboxEv
 def stale_count_query(cutoff: datetime) -> Select[int]:
     """The count of deferred events stored before ``cutoff`` (for a caller's own connection)."""
     return select(func.count()).where(_stale(cutoff))
+
+
+#: The statuses an operator looks at: events that did not apply (yet).
+ATTENTION_STATUSES: Final = ("failed", "deferred", "rejected")
+
+
+def attention_counts_query() -> Select[Any]:
+    """``(status, count)`` of the failed, deferred and rejected events (the status index)."""
+    return (
+        select(_inbox.c.status, func.count())
+        .where(_inbox.c.status.in_(ATTENTION_STATUSES))
+        .group_by(_inbox.c.status)
+    )
+
+
+def newest_query(status: str, limit: int) -> Select[Any]:
+    """The newest ``limit`` events in one status (the ``(status, id)`` index, backwards)."""
+    return (
+        select(*EVENT_COLUMNS)
+        .where(_inbox.c.status == status)
+        .order_by(_inbox.c.id.desc())
+        .limit(limit)
+    )

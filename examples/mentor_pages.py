@@ -1,0 +1,77 @@
+"""The mentor's page of the examples: balances, earnings per day as a chart, a payout request
+form and their payout requests. Framework-neutral: the adapters route to it.
+
+mentorpay computes everything (``mp.dashboard.earnings``, ``mp.payouts.request``); this module
+renders HTML and parses the form. The page shows the signed-in user's own figures only (see
+:mod:`examples.operator_pages` for the demo sign-in).
+"""
+
+from __future__ import annotations
+
+import html
+
+from examples.charts import money_chart
+from examples.operator_pages import PAGE_HEAD
+from mentorpay import InvalidRequestError, MentorEarnings, Money
+
+__all__ = ["mentor_html", "payout_amount"]
+
+
+def payout_amount(fields: dict[str, str]) -> Money:
+    """The payout form's ``amount`` (e.g. ``20.00``) and ``currency`` as Money; else 400."""
+    amount, currency = fields.get("amount", "").strip(), fields.get("currency", "").strip()
+    if not amount or not currency:
+        raise InvalidRequestError("give an amount and a currency", field="amount")
+    return Money.parse(amount, currency)
+
+
+def mentor_html(page: MentorEarnings, *, clock: str = "", notice: str = "") -> str:
+    """The mentor's page; ``clock`` is the offline clock's section, ``notice`` a message."""
+    esc = html.escape
+    rows = "".join(
+        f"<tr id='balance-{esc(b.currency)}'><td>{esc(b.currency)}</td>"
+        f"<td class='pending'>{esc(str(b.pending))}</td>"
+        f"<td class='available'>{esc(str(b.available))}</td>"
+        f"<td class='reserved'>{esc(str(b.reserved))}</td>"
+        f"<td class='withdrawn'>{esc(str(b.withdrawn))}</td></tr>"
+        for b in page.balances
+    )
+    charts = "".join(
+        money_chart(
+            f"Earnings per day ({currency})",
+            page.days,
+            {"Earned": values},
+            chart_id=f"chart-earned-{currency}",
+            kind="line",
+        )
+        for currency, values in page.earned.items()
+    )
+    options = "".join(
+        f"<option value='{esc(b.currency)}'>{esc(b.currency)}</option>" for b in page.balances
+    )
+    form = (
+        "<form id='payout-form' method='post' action='/mentor/payouts'>"
+        "<label>Amount <input id='payout-amount' name='amount' inputmode='decimal' "
+        "placeholder='20.00' required></label> "
+        f"<select id='payout-currency' name='currency'>{options}</select> "
+        "<button id='request-payout' type='submit'>Request payout</button></form>"
+        if page.balances
+        else "<p>Nothing earned yet.</p>"
+    )
+    payouts = "".join(
+        f"<tr id='payout-{p.id}'><td>{p.id}</td><td class='amount'>{esc(str(p.amount))}</td>"
+        f"<td class='status'>{esc(p.status)}</td></tr>"
+        for p in page.payouts
+    )
+    return (
+        PAGE_HEAD.format(title="My earnings")
+        + f"<h1>Earnings of mentor <span id='user'>{esc(page.mentor_id)}</span></h1>"
+        + (f"<p id='notice' role='status'>{esc(notice)}</p>" if notice else "")
+        + "<table id='balances'><tr><th>Currency</th><th>Pending</th><th>Available</th>"
+        f"<th>Requested</th><th>Paid out</th></tr>{rows}</table>"
+        + f"<section id='charts'>{charts}</section>"
+        + f"<h2>Request a payout</h2>{form}"
+        + "<h2>My payouts</h2><table id='payouts'><tr><th>Id</th><th>Amount</th>"
+        f"<th>Status</th></tr>{payouts or '<tr><td colspan=3>none yet</td></tr>'}</table>"
+        + f"{clock}</body></html>"
+    )
