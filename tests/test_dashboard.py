@@ -155,7 +155,7 @@ def test_payout_queue_and_last_reconciliation(engine: Engine) -> None:
     assert [p.id for p in view.payouts.approved] == [second.id]
     run = view.last_reconciliation
     assert run is not None and run.ok and run.discrepancies == 0 and not run.applied
-    assert run.by_kind == {"disputes": 0, "payments": 0, "refunds": 0, "transfers": 0}
+    assert run.by_kind == {"disputes": 0, "fees": 0, "payments": 0, "refunds": 0, "transfers": 0}
     assert run.since == DAY1 - timedelta(days=1)
 
 
