@@ -10,7 +10,7 @@ them) and labelled through :class:`~mentorpay.Money`, so a label never shows a r
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -43,7 +43,7 @@ def _label(currency: str) -> Any:
 def money_chart(
     title: str,
     days: Sequence[date],
-    series: dict[str, Sequence[Money]],
+    series: Mapping[str, Sequence[Money]],
     *,
     chart_id: str,
     kind: str = "bar",

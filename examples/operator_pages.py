@@ -156,17 +156,26 @@ def operator_html(view: DashboardOverview, *, user: str, clock: str = "") -> str
         f"<h3>{esc(c.currency)}</h3>"
         f"<p class='totals' id='totals-{esc(c.currency)}'>volume {esc(str(c.total('volume')))}, "
         f"commission {esc(str(c.total('commission')))}, refunded "
-        f"{esc(str(c.total('refunded')))}, disputed {esc(str(c.total('disputed')))}</p>"
+        f"{esc(str(c.total('refunded')))}, disputed {esc(str(c.total('disputed')))}"
+        + (
+            f", Stripe fees {esc(str(c.total('stripe_fees')))}, net commission "
+            f"{esc(str(c.total('net_commission')))}"
+            if c.extra
+            else ""
+        )
+        + "</p>"
         + money_chart(
             f"Volume and commission per day ({c.currency})",
             c.days,
-            {"Volume": c.volume, "Commission": c.commission},
+            {"Volume": c.volume, "Commission": c.commission}
+            | ({"Net commission": c.extra["net_commission"]} if c.extra else {}),
             chart_id=f"chart-volume-{c.currency}",
         )
         + money_chart(
-            f"Refunds and disputes per day ({c.currency})",
+            f"Refunds, disputes and fees per day ({c.currency})",
             c.days,
-            {"Refunded": c.refunded, "Disputed": c.disputed, **c.extra},
+            {"Refunded": c.refunded, "Disputed": c.disputed}
+            | ({"Stripe fees": c.extra["stripe_fees"]} if c.extra else {}),
             chart_id=f"chart-losses-{c.currency}",
         )
         for c in view.currencies

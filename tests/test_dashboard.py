@@ -197,3 +197,32 @@ def test_mentor_earnings_per_day_net_of_refunds_and_lost_disputes(engine: Engine
         "JPY": [Money(2700, "JPY")]
     }
     assert mp.dashboard.earnings("nobody").earned == {}
+
+
+def test_stripe_fees_and_net_commission_appear_once_posted(engine: Engine) -> None:
+    """A posted Stripe fee shows per day beside the commission, and net is commission - fee."""
+    clock = Clock(DAY1)
+    mp, fake = build(engine, clock)
+    pi = pay(mp, fake, "1")  # 50.00 GBP: 5.00 commission
+    period = (DAY1 - timedelta(hours=1), DAY1 + timedelta(hours=1))
+    assert mp.dashboard.overview(*period).currencies[0].extra == {}
+    mp.ledger.record_stripe_fee(pi, "txn_1", Money(95, "GBP"))
+    (series,) = mp.dashboard.overview(*period).currencies
+    assert series.extra["stripe_fees"] == gbp(95, 0)  # the period spans two UTC days
+    assert series.extra["net_commission"] == gbp(500 - 95, 0)
+    assert series.total("commission") == Money(500, "GBP")
+
+
+def test_mentors_whose_accounts_cannot_take_money_need_attention(engine: Engine) -> None:
+    """An onboarding mentor is listed with what Stripe still needs; an enabled one is not."""
+    mp, fake = build(engine, Clock(DAY1))
+    urls = {"refresh_url": "https://a.test/r", "return_url": "https://a.test/ok"}
+    mp.accounts.onboard("m3", **urls)
+    mp.accounts.onboard("m4", **urls)
+    account = mp.accounts.status("m4")
+    assert account is not None and account.account_id is not None
+    fake.complete_onboarding(account.account_id)
+    mp.accounts.refresh("m4")
+    attention = mp.dashboard.overview().accounts_needing_attention
+    assert [(a["mentor_id"], a["state"]) for a in attention] == [("m3", "onboarding")]
+    assert attention[0]["reason"]

@@ -110,7 +110,9 @@ class MentorPay:
             for event_type, handler in family.webhook_handlers().items():
                 self.webhooks.register(event_type, handler)
         #: The operator dashboard's data (``mp.dashboard.overview(since, until)``).
-        self.dashboard = DashboardService(self.engine, self.payouts, clock=clock)
+        self.dashboard = DashboardService(
+            self.engine, self.payouts, clock=clock, accounts=self.accounts
+        )
         self._reconciler = Reconciler(
             config, self.engine, gateway, self.ledger, self.webhooks.process_trusted, clock=clock
         )

@@ -27,6 +27,7 @@ from typing import Any, Final
 from sqlalchemy import Engine
 
 from mentorpay._clock import utcnow
+from mentorpay.accounts import AccountService, AccountStatus
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
 from mentorpay.ledger import BalanceView, PaymentRecord
@@ -38,7 +39,7 @@ from mentorpay.ledger.queries import (
     review_count_query,
     review_queue,
 )
-from mentorpay.ledger.rules import CLEARING, COMMISSION
+from mentorpay.ledger.rules import CLEARING, COMMISSION, STRIPE_FEES
 from mentorpay.money import Money
 from mentorpay.payouts import PayoutService, PayoutView
 from mentorpay.reconcile.runs import ReconcileRun, last_run
@@ -211,10 +212,12 @@ class DashboardService:
         payouts: PayoutService,
         *,
         clock: Callable[[], datetime] = utcnow,
+        accounts: AccountService | None = None,
     ) -> None:
         self._engine = engine
         self._payouts = payouts
         self._clock = clock
+        self._accounts = accounts
 
     def overview(
         self,
@@ -241,7 +244,18 @@ class DashboardService:
                 approved=self._payouts.list(status="approved", limit=queue),
             ),
             last_reconciliation=last_run(self._engine),
+            accounts_needing_attention=self._attention(),
         )
+
+    def _attention(self) -> list[dict[str, Any]]:
+        """Onboarded mentors whose accounts cannot take both charges and payouts, and why."""
+        if self._accounts is None:
+            return []
+        return [
+            {"mentor_id": a.mentor_id, "state": a.state, "reason": attention_reason(a)}
+            for a in self._accounts.list(limit=1000)
+            if a.state != "enabled"
+        ]
 
     def earnings(
         self,
@@ -296,7 +310,7 @@ class DashboardService:
         sums: dict[str, dict[str, list[int]]] = {}
 
         def slot(currency: str) -> dict[str, list[int]]:
-            names = (*_SERIES, "disputes_opened")
+            names = (*_SERIES, "disputes_opened", "stripe_fees")
             return sums.setdefault(currency, {name: [0] * len(days) for name in names})
 
         with read_connection(self._engine, snapshot=True) as conn:
@@ -306,6 +320,8 @@ class DashboardService:
             n, values = index[str(day)], slot(currency)
             if account == COMMISSION:
                 values["commission"][n] += int(amount)
+            elif account == STRIPE_FEES:
+                values["stripe_fees"][n] -= int(amount)  # a cost: the account's legs are negative
             elif kind == "payment" and account == CLEARING:
                 values["volume"][n] -= int(amount)  # money in is a negative clearing leg
             elif kind in ("refund", "refund_failed") and account == CLEARING:
@@ -327,6 +343,7 @@ class DashboardService:
                 refunded=money(cur, values["refunded"]),
                 disputed=money(cur, values["disputed"]),
                 disputes_opened=values["disputes_opened"],
+                extra=_fee_series(cur, values["commission"], values["stripe_fees"]),
             )
             for cur, values in sorted(sums.items())
         ]
@@ -350,3 +367,25 @@ class DashboardService:
             newest=latest,
             review=review_queue(self._engine, newest) if review_count else [],
         )
+
+
+def _fee_series(currency: str, commission: list[int], fees: list[int]) -> dict[str, list[Money]]:
+    """Stripe's fees and the commission net of them, per day; none while no fee is posted."""
+    if not any(fees):
+        return {}
+    return {
+        "stripe_fees": [Money(f, currency) for f in fees],
+        "net_commission": [Money(c - f, currency) for c, f in zip(commission, fees, strict=True)],
+    }
+
+
+def attention_reason(account: AccountStatus) -> str:
+    """Why an account cannot take money yet, in an operator's words."""
+    if account.disabled_reason:
+        return f"disabled: {account.disabled_reason}"
+    due = account.past_due or account.currently_due
+    if due:
+        return "due: " + ", ".join(due)
+    return {"creating": "account being created", "onboarding": "onboarding not finished"}.get(
+        account.state, "waiting for Stripe to enable charges and payouts"
+    )

@@ -363,6 +363,7 @@ _MONEY_KINDS: Final = (
     "dispute_opened",
     "dispute_won",
     "dispute_lost",
+    "stripe_fee",
 )
 
 
@@ -387,7 +388,7 @@ def daily_journal_query(since: datetime, until: datetime, dialect: str) -> Selec
                 t.kind.in_(_MONEY_KINDS),
                 t.created_at >= since,
                 t.created_at < until,
-                e.account.in_((CLEARING, COMMISSION)),
+                e.account.in_((CLEARING, COMMISSION, STRIPE_FEES)),
             )
         )
         .group_by(day, t.currency, t.kind, e.account)
