@@ -66,7 +66,7 @@ if _typing.TYPE_CHECKING:
     from mentorpay.payouts import PayoutService, PayoutView
     from mentorpay.reconcile import Reconciler, ReconcileReport
     from mentorpay.refunds import RefundResult, RefundService
-    from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
+    from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult, WorkSummary
 
 __all__ = [
     "AlreadyPaidError",
@@ -132,6 +132,7 @@ __all__ = [
     "WebhookProcessor",
     "WebhookResult",
     "WebhookSignatureError",
+    "WorkSummary",
     "__version__",
     "allocate",
     "split_refund",
