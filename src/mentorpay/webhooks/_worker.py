@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from mentorpay.db import is_retryable, run_in_transaction
+from mentorpay.db import driver_execute, is_retryable, run_in_transaction
 from mentorpay.effects import EffectBus
 from mentorpay.errors import InvalidRequestError, MentorpayError
 from mentorpay.events import Effect, EventEnvelope
@@ -39,6 +40,20 @@ from mentorpay.webhooks._inbox import InboxStatus, InboxStore, describe
 __all__ = ["InboxWorker", "WorkSummary"]
 
 logger = logging.getLogger("mentorpay.webhooks")
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """One event's savepoint, straight on the driver: Core compiles a savepoint statement on
+    every use (a third of the worker's time per event); nested Core savepoints still work."""
+    driver_execute(conn, "SAVEPOINT mentorpay_event", ())
+    try:
+        yield
+    except Exception:
+        driver_execute(conn, "ROLLBACK TO SAVEPOINT mentorpay_event", ())
+        driver_execute(conn, "RELEASE SAVEPOINT mentorpay_event", ())
+        raise
+    driver_execute(conn, "RELEASE SAVEPOINT mentorpay_event", ())
 
 
 class _Applied(Protocol):
@@ -150,7 +165,7 @@ class InboxWorker:
             return "failed"
         conn.info.pop(MORE_DEFERRED, None)
         try:
-            with conn.begin_nested():
+            with _savepoint(conn):
                 if not self.inbox.start(conn, row_id, self.clock()):
                     return "processed"  # applied meanwhile by process() or a replay
                 outcome = self.dispatch(conn, env, row_id, self.clock())
