@@ -240,3 +240,21 @@ def test_worker_command_applies_the_inbox(
     assert code == 0, err.getvalue()
     assert "applied 5 event(s) in 3 batch(es): processed 5" in out.getvalue()
     assert payments(engine) == [f"pi_cli{i}" for i in range(5)]
+
+
+def test_events_list_shows_received_events(tmp_path: Path) -> None:
+    """`mentorpay events list --status received` lists what waits for the worker."""
+    from mentorpay.testing import sqlite_engine
+
+    engine = sqlite_engine(tmp_path, "cli.db")
+    try:
+        h = make_harness(engine)
+        ev = intent_succeeded("pi_listed")
+        ingest(h, ev)
+        url = engine.url.render_as_string(hide_password=False)
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["events", "list", "--status", "received", "--url", url], out=Output(out, err))
+        assert code == 0, err.getvalue()
+        assert ev["id"] in out.getvalue() and "received" in out.getvalue()
+    finally:
+        engine.dispose()

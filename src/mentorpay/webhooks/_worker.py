@@ -95,6 +95,8 @@ class _Batch:
     statuses: Counter[str] = field(default_factory=Counter)
     effects: list[Effect] = field(default_factory=list)
     more: dict[str, int] = field(default_factory=dict)
+    #: Ended early by a deadlock or serialization failure (the next batches are smaller).
+    cut: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -120,14 +122,16 @@ class InboxWorker:
             raise InvalidRequestError("limit must not be negative", limit=limit)
         taken = batches = effects = 0
         statuses: Counter[str] = Counter()
+        current = batch  # halved after a deadlock with another worker, doubled back after
         while limit is None or taken < limit:
-            size = batch if limit is None else min(batch, limit - taken)
+            size = current if limit is None else min(current, limit - taken)
             done = run_in_transaction(
                 self.engine, functools.partial(self._batch, size=size), retries=self.retries
             )
             if not done.taken:
                 break
             batches += 1
+            current = max(1, current // 2) if done.cut else min(batch, current * 2)
             taken += done.taken
             statuses.update(done.statuses)
             effects += len(done.effects)
@@ -151,6 +155,7 @@ class InboxWorker:
                 # A deadlock with another worker (say, both crediting one mentor): its savepoint
                 # released this event's locks; commit what applied, the rest stays received.
                 logger.info("batch cut at a retryable failure: %s", type(exc).__name__)
+                done.cut = True
                 break
             done.taken += 1
             done.statuses[status] += 1
