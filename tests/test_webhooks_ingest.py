@@ -258,3 +258,11 @@ def test_events_list_shows_received_events(tmp_path: Path) -> None:
         assert ev["id"] in out.getvalue() and "received" in out.getvalue()
     finally:
         engine.dispose()
+
+
+def test_worker_command_refuses_to_run_without_the_hosts_bookings(tmp_path: Path) -> None:
+    """Without --app or --bookings the worker would park every payment: it refuses instead."""
+    out, err = io.StringIO(), io.StringIO()
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    code = main(["worker", "--once", "--url", url], out=Output(out, err))
+    assert code != 0 and "--bookings" in err.getvalue()

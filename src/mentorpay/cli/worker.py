@@ -14,6 +14,7 @@ import time
 from mentorpay.app import MentorPay
 from mentorpay.cli._context import facade, host_bookings, import_host_object, print_json
 from mentorpay.cli._output import EXIT_OK, EXIT_PROBLEMS, Output
+from mentorpay.errors import ConfigurationError
 from mentorpay.webhooks import WebhookProcessor, WorkSummary
 
 __all__ = ["cmd_worker", "summary_line"]
@@ -33,7 +34,14 @@ def cmd_worker(args: argparse.Namespace, out: Output) -> int:
         webhooks = target.webhooks if isinstance(target, MentorPay) else target
         dispose = None
     else:
-        mp = facade(args, host_bookings(args.bookings or os.environ.get("MENTORPAY_BOOKINGS")))
+        spec = args.bookings or os.environ.get("MENTORPAY_BOOKINGS")
+        if not spec:
+            # Without the host's bookings every payment would be parked or refused.
+            raise ConfigurationError(
+                "the worker checks each payment against its booking: pass --app "
+                "module:attribute (your MentorPay) or --bookings / MENTORPAY_BOOKINGS"
+            )
+        mp = facade(args, host_bookings(spec))
         webhooks, dispose = mp.webhooks, mp.engine.dispose
     failed = 0
     try:
