@@ -63,8 +63,7 @@ def _pending(client: Any) -> int:
 def test_ingest_mode_answers_received_and_the_worker_applies(
     tmp_path: Path, framework: str
 ) -> None:
-    """A signed webhook is answered 200 `received` (then `already_processed`); the app's
-    worker credits the mentor; the offline click-through still ends with the balance."""
+    """Webhooks are answered `received`, the in-app worker credits them, click-through works."""
     clients: list[Any] = []
 
     def deliver(url: str, event: SignedEvent) -> int:

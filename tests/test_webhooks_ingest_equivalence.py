@@ -123,9 +123,7 @@ def test_ingest_and_work_end_where_process_ends(
     batch: int,
     kill: int | None,
 ) -> None:
-    """Shuffled, duplicated payment lives (refunds, disputes, checkout): same final state,
-    inbox statuses and outbox effects through ingest + work as through process(), even when
-    the worker dies mid-batch and a new one takes over."""
+    """Shuffled, duplicated streams: ingest + work (even killed mid-batch) ends as process()."""
     truncate_all(engine)
     scenarios = build(n, seed, prefix=f"eq{seed}")
     deliveries = unique_events(scenarios) * copies
@@ -156,8 +154,7 @@ def _database_of(engine: Engine) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_worker_process_killed_mid_batch_loses_nothing(engine: Engine) -> None:
-    """SIGKILL inside a batch: committed batches stay, the open one is applied by the next
-    worker, every effect exactly once, the same end as process()."""
+    """SIGKILL mid-batch: the next worker applies the rest, exactly once, ending as process()."""
     scenarios = build(24, 7, prefix="kill")
     deliveries = unique_events(scenarios) * 2
     random.Random(7).shuffle(deliveries)
