@@ -216,7 +216,8 @@ class Example:
         if self.worker is None:
             return self.mp.webhooks.process(body, signature)
         result = self.mp.webhooks.ingest(body, signature)
-        self.worker.wake()
+        if result.status == "received":  # a duplicate of an applied event gives no work
+            self.worker.wake()
         return result
 
     def new_demo_booking(self) -> BookingInfo:
