@@ -32,6 +32,10 @@ What is measured, per database and for 1 and 4 worker threads:
   over 200 mentors, and the deadlocks PostgreSQL counted meanwhile (``pg_stat_database``;
   mentorpay retries one, so a deadlock shows up here rather than as a failure).
 
+``fast_ack``: the fast-acknowledge mode (``ingest`` with 8 callers, ``work`` in batches) against
+``process()`` in the same run, per database; see ``benchmarks/fast_ack.py``. ``--fast-ack-only``
+measures just that.
+
 SQLite runs on a file in a temporary directory with WAL and ``synchronous=FULL`` (an
 acknowledged payment must survive a power cut), exactly as ``make_engine`` configures it.
 Each figure is the best of ``--rounds`` runs: the machine's absolute speed swings between runs.
@@ -56,6 +60,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fast_ack  # a sibling module (this file runs as a script)
 import sqlalchemy
 import stripe
 from sqlalchemy import Engine, text
@@ -542,7 +547,11 @@ def main() -> None:
         "--postgres", default=os.environ.get("MENTORPAY_TEST_POSTGRES_URL") or DEFAULT_PG
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--fast-ack-only", action="store_true", help="only the fast-ack figures")
     args = parser.parse_args()
+    if args.fast_ack_only:
+        main_fast_ack(args)
+        return
     started = time.perf_counter()
     results: dict[str, Any] = {
         "events_per_measurement": args.events,
@@ -586,7 +595,34 @@ def main() -> None:
                 args.rounds,
                 results["postgresql"]["threads_4"]["full_fresh_per_s"],
             )
-    results["goals_met"] = goals(results)
+    results["fast_ack"] = bench_fast_ack(args)
+    results["goals_met"] = goals(results) | fast_ack.goals(results["fast_ack"])
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(results, indent=2))
+
+
+def bench_fast_ack(args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest and apply figures on SQLite and (unless skipped) PostgreSQL."""
+    out: dict[str, Any] = {}
+    common = {"deliveries": deliveries, "secret": SECRET, "bookings": BenchBookings()}
+    print("fast-ack, sqlite ...", file=sys.stderr)
+    with sqlite_database() as (engine, _):
+        out["sqlite"] = fast_ack.bench(engine, args.events, args.rounds, **common)
+    if not args.no_postgres:
+        print("fast-ack, postgresql ...", file=sys.stderr)
+        with postgres_engine(args.postgres) as engine:
+            out["postgresql"] = fast_ack.bench(
+                engine, args.events, args.rounds, writer_counts=(None, 1, 4), **common
+            )
+    return out
+
+
+def main_fast_ack(args: argparse.Namespace) -> None:
+    """``--fast-ack-only``: the fast-acknowledge figures and their goals, as JSON."""
+    started = time.perf_counter()
+    results: dict[str, Any] = {"events_per_measurement": args.events, "rounds": args.rounds}
+    results["fast_ack"] = bench_fast_ack(args)
+    results["goals_met"] = fast_ack.goals(results["fast_ack"])
     results["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(results, indent=2))
 

@@ -27,6 +27,14 @@ Environment (read once, by :func:`build_example`):
     database) falls back to :data:`OFFLINE_WEBHOOK_SECRET`, a public value that protects
     nothing. Anything else without a secret refuses to start.
 
+``MENTORPAY_WEBHOOK_MODE``
+    ``process`` (default): the webhook route applies each event before answering
+    (``mp.webhooks.process``). ``ingest``: the fast-acknowledge mode. The route only verifies
+    and stores the event (``mp.webhooks.ingest``, answered ``received`` as soon as it is
+    durable) and a background thread of the app applies stored events in batches
+    (``mp.webhooks.work``); in production run ``mentorpay worker --app yourapp:mp`` instead,
+    in as many processes as you like. Same exactly-once effects either way.
+
 Request bodies are read in chunks of :data:`READ_CHUNK` bytes and cut off as soon as they pass
 ``max_payload_bytes`` (413), so a huge or endless chunked upload never sits in memory.
 """
@@ -37,6 +45,7 @@ import html
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
@@ -60,6 +69,7 @@ from mentorpay import (
     PayloadTooLargeError,
     PaymentRecord,
     Split,
+    WebhookResult,
 )
 from mentorpay.testing import (
     FakeClock,
@@ -119,6 +129,9 @@ EXAMPLES_DATABASE_URL: Final = "sqlite:///mentorpay-examples.db"
 OFFLINE_ENV: Final = "MENTORPAY_OFFLINE"
 #: Payout mode of the examples: ``manual`` (default) or ``stripe_transfer``.
 PAYOUT_MODE_ENV: Final = "MENTORPAY_PAYOUT_MODE"
+#: ``process`` (apply before answering) or ``ingest`` (store, answer, apply in the background).
+WEBHOOK_MODE_ENV: Final = "MENTORPAY_WEBHOOK_MODE"
+WEBHOOK_MODES: Final = ("process", "ingest")
 #: How much of a request body is read at a time: at most this much is read past the limit.
 READ_CHUNK: Final = 64 * 1024
 WEBHOOK_PATH: Final = "/payments/webhook"
@@ -173,6 +186,33 @@ def demo_bookings() -> InMemoryBookings:
     )
 
 
+class BackgroundWorker:
+    """The ingest mode's worker inside the app: applies stored events soon after they arrive.
+
+    Woken by each ingested event (and every second anyway, for events a previous run left).
+    A daemon thread: events it had not applied yet stay stored and apply on the next start.
+    """
+
+    def __init__(self, mp: MentorPay) -> None:
+        self._mp = mp
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mentorpay-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """An event was stored: apply it now rather than at the next tick."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self._mp.webhooks.work()
+            except Exception:  # the database may be down for a while: try again next tick
+                log.exception("the background webhook worker failed; retrying")
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
     """One example application's collaborators; ``offline`` is None with a real Stripe key."""
@@ -184,6 +224,17 @@ class Example:
     deliver: WebhookDeliverer = post_webhook
     #: DEMO ONLY: the user ids allowed on the operator pages (MENTORPAY_OPERATORS).
     operators: frozenset[str] = frozenset({"ops"})
+    #: The ingest mode's in-app worker (None in process mode).
+    worker: BackgroundWorker | None = None
+
+    def accept_webhook(self, body: bytes, signature: str | None) -> WebhookResult:
+        """The webhook route's work: apply now (process mode) or store and answer (ingest)."""
+        if self.worker is None:
+            return self.mp.webhooks.process(body, signature)
+        result = self.mp.webhooks.ingest(body, signature)
+        if result.status == "received":  # a duplicate of an applied event gives no work
+            self.worker.wake()
+        return result
 
     def new_demo_booking(self) -> BookingInfo:
         """A fresh booking of mentee 7 with mentor 3 for 50.00 GBP (the index page's button)."""
@@ -228,6 +279,11 @@ def build_example(
     if not env.get("MENTORPAY_DATABASE_URL"):
         env["MENTORPAY_DATABASE_URL"] = EXAMPLES_DATABASE_URL
     offline_mode = env.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    webhook_mode = env.get(WEBHOOK_MODE_ENV, "").strip().lower() or "process"
+    if webhook_mode not in WEBHOOK_MODES:
+        raise ConfigurationError(
+            f"{WEBHOOK_MODE_ENV} must be one of {', '.join(WEBHOOK_MODES)}, not {webhook_mode!r}"
+        )
     on_sqlite = env["MENTORPAY_DATABASE_URL"].startswith("sqlite")
     # Checked before anything connects: a misconfigured app must not touch the database.
     if offline_mode and env.get("STRIPE_SECRET_KEY"):
@@ -274,7 +330,8 @@ def build_example(
         )
     mp.upgrade_schema()
     operators = frozenset(u.strip() for u in env.get("MENTORPAY_OPERATORS", "ops").split(","))
-    return Example(mp, bookings, offline, deliver, operators)
+    worker = BackgroundWorker(mp) if webhook_mode == "ingest" else None
+    return Example(mp, bookings, offline, deliver, operators, worker)
 
 
 def _payout_mode(env: Mapping[str, str]) -> dict[str, Any]:

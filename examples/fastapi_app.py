@@ -94,7 +94,7 @@ def create_app(
     def webhook(
         body: Body, stripe_signature: Annotated[str | None, Header()] = None
     ) -> JSONResponse:
-        result = mp.webhooks.process(body, stripe_signature)
+        result = ex.accept_webhook(body, stripe_signature)
         return JSONResponse(result.as_dict(), status_code=result.http_status)
 
     @app.get("/payments/balance")

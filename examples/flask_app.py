@@ -78,7 +78,7 @@ def create_app(
     def webhook() -> tuple[dict[str, Any], int]:
         # The raw bytes, untouched: the signature covers them (never request.json here).
         body = read_body(mp.config.max_payload_bytes)
-        result = mp.webhooks.process(body, request.headers.get("Stripe-Signature"))
+        result = ex.accept_webhook(body, request.headers.get("Stripe-Signature"))
         return result.as_dict(), result.http_status
 
     @app.get("/payments/balance")

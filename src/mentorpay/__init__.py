@@ -84,7 +84,7 @@ if _typing.TYPE_CHECKING:
     from mentorpay.payouts import PayoutService, PayoutView
     from mentorpay.reconcile import Reconciler, ReconcileReport, ReconcileRun
     from mentorpay.refunds import RefundResult, RefundService
-    from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult
+    from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult, WorkSummary
 
 __all__ = [
     "AccountLink",
@@ -168,6 +168,7 @@ __all__ = [
     "WebhookProcessor",
     "WebhookResult",
     "WebhookSignatureError",
+    "WorkSummary",
     "__version__",
     "allocate",
     "split_refund",

@@ -27,7 +27,7 @@ UNTIL_HELP = "end of the period: ISO date or datetime (default: now)"
 #: mentorpay.payouts.PAYOUT_STATUSES, mentorpay.webhooks.INBOX_STATUSES and
 #: mentorpay.gateway.REFUND_REASONS, spelled out (see the module docstring).
 PAYOUT_STATUSES = ("requested", "approved", "processing", "paid", "failed", "cancelled", "reversed")
-INBOX_STATUSES = ("processed", "ignored", "deferred", "failed", "rejected")
+INBOX_STATUSES = ("processed", "ignored", "deferred", "failed", "rejected", "received")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 ENVIRONMENT = """environment:
   MENTORPAY_DATABASE_URL  the database when --url is not given (default sqlite:///mentorpay.db)
@@ -237,6 +237,33 @@ def _add_outbox(commands: Commands) -> None:
     run.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def _add_worker(commands: Commands) -> None:
+    worker = command(
+        commands,
+        "worker",
+        "apply webhook events stored by ingest (the fast-acknowledge mode), in batches",
+        "worker:cmd_worker",
+    )
+    worker.add_argument(
+        "--app",
+        help="module:attribute of your MentorPay or its WebhookProcessor (or a function "
+        "returning it): its bookings and callbacks apply the events",
+    )
+    worker.add_argument(
+        "--bookings",
+        help="without --app: MODULE:ATTRIBUTE of your BookingSource (or MENTORPAY_BOOKINGS)",
+    )
+    worker.add_argument("--once", action="store_true", help="one pass over what is stored")
+    worker.add_argument(
+        "--batch", type=int, default=100, help="events per transaction (default 100)"
+    )
+    worker.add_argument("--limit", type=int, help="at most this many events per pass")
+    worker.add_argument(
+        "--interval", type=float, default=0.5, help="seconds to wait when idle (default 0.5)"
+    )
+    worker.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def _add_payments(commands: Commands) -> None:
     actions = group(commands, "payments", "payments parked for review (suspense account)")
     review = command(
@@ -305,6 +332,7 @@ SECTIONS: tuple[Callable[[Commands], None], ...] = (
     _add_refund,
     _add_payments,
     _add_outbox,
+    _add_worker,
     _add_release_due,
     _add_stats,
     _add_reconcile,

@@ -8,6 +8,8 @@ The package, by the path of an event:
 - :mod:`._inbox`: every statement on the inbox table (``mentorpay_webhook_events``).
 - :mod:`._registry`: the one way to register a handler (``WebhookProcessor.register``).
 - :mod:`._deferral`: events that arrive before their payment wait, then drain.
+- :mod:`._ingest` and :mod:`._worker`: the fast-acknowledge mode (``ingest`` stores with
+  shared commits, ``work`` / ``mentorpay worker`` applies in batches).
 - :mod:`.handlers`: one module per family of events (payments, refunds, disputes).
 - :mod:`mentorpay.stripe_objects` (outside the package): the Stripe objects handlers read.
 
@@ -17,6 +19,7 @@ Effects go to the effect bus (:mod:`mentorpay.effects`), stored in the outbox wi
 from __future__ import annotations
 
 from mentorpay.webhooks._inbox import INBOX_STATUSES, InboxEvent, InboxStatus
+from mentorpay.webhooks._worker import WorkSummary
 from mentorpay.webhooks.handlers import HANDLED_EVENT_TYPES
 from mentorpay.webhooks.processor import WebhookProcessor, WebhookResult, WebhookStatus
 
@@ -28,4 +31,5 @@ __all__ = [
     "WebhookProcessor",
     "WebhookResult",
     "WebhookStatus",
+    "WorkSummary",
 ]

@@ -52,17 +52,34 @@ __all__ = [
 
 logger = logging.getLogger("mentorpay.webhooks")
 
-InboxStatus = Literal["processed", "ignored", "deferred", "failed", "rejected"]
+InboxStatus = Literal["processed", "ignored", "deferred", "failed", "rejected", "received"]
 INBOX_STATUSES: Final[tuple[InboxStatus, ...]] = (
     "processed",
     "ignored",
     "deferred",
     "failed",
     "rejected",
+    "received",  # stored by ``ingest``, not applied yet (``work`` / ``mentorpay worker``)
 )
 #: Statuses a new delivery (or a replay) may claim again; processed and ignored are final.
-_RECLAIMABLE: Final = ("failed", "deferred", "rejected")
+#: ``received``: process() or a replay may apply a stored event before the worker does.
+_RECLAIMABLE: Final = ("failed", "deferred", "rejected", "received")
 FINAL: Final = frozenset({"processed", "ignored"})
+#: The fast-acknowledge statements, from constants only ({p}: the driver's placeholder).
+_FAST_ACK: Final = {
+    "store": "INSERT INTO mentorpay_webhook_events (event_id, type, status, waiting_for,"
+    " payload, attempts, last_error, created_at, processed_at) VALUES ({p}, {p}, 'received',"
+    " NULL, {p}, 0, NULL, {p}, NULL) ON CONFLICT (event_id) DO NOTHING RETURNING id",
+    # A redelivery through ingest queues these again for the worker (as process() retries).
+    "requeue": "UPDATE mentorpay_webhook_events SET status = 'received', waiting_for = NULL"
+    " WHERE event_id = {p} AND status IN ('failed', 'deferred', 'rejected') RETURNING id",
+    "take": "SELECT id, payload FROM mentorpay_webhook_events WHERE status = 'received'"
+    " ORDER BY id LIMIT {p}",
+    "start": "UPDATE mentorpay_webhook_events SET status = 'processed', attempts = attempts + 1,"
+    " processed_at = {p}, last_error = NULL WHERE id = {p} AND status = 'received' RETURNING id",
+    "give_up": "UPDATE mentorpay_webhook_events SET status = {p}, attempts = attempts + 1,"
+    " last_error = {p}, waiting_for = NULL, processed_at = NULL WHERE id = {p}",
+}
 describe = describe_error  # an exception as stored in ``last_error`` (bounded)
 
 
@@ -143,6 +160,7 @@ class InboxStore:
             " AND status = 'ignored' LIMIT 1"
         )
         self.ignored_sql = ignored.format(p=p)
+        self._fast_ack_sql(p, postgres=name != "sqlite")
         now: Any = bindparam("b_now")
         self.reclaim = (
             update(_inbox)
@@ -277,6 +295,46 @@ class InboxStore:
             run_in_transaction(self._engine, do, retries=self._retries)
         except Exception:
             logger.exception("could not record the failure of webhook %s", env.id)
+
+    # -- the fast-acknowledge mode (ingest, then the worker) ----------------------------------
+
+    def _fast_ack_sql(self, p: str, *, postgres: bool) -> None:
+        """The statements of ``ingest`` and ``work``, built once like the claim's."""
+        sql = {name: template.format(p=p) for name, template in _FAST_ACK.items()}
+        self.store_sql, self.requeue_sql = sql["store"], sql["requeue"]
+        self.start_sql, self.give_up_sql = sql["start"], sql["give_up"]
+        # Workers in other processes or machines take other rows instead of waiting for these.
+        # (SQLite has one writer at a time: BEGIN IMMEDIATE made this worker that writer.)
+        self.take_sql = sql["take"] + (" FOR UPDATE SKIP LOCKED" if postgres else "")
+
+    def store(
+        self, conn: Connection, event_id: str, event_type: str, text: str, now: datetime
+    ) -> bool:
+        """Store a verified event as ``received`` (or queue a failed/deferred/rejected one again).
+
+        False when the event is already final, or already queued by an earlier delivery.
+        """
+        stored = driver_execute(
+            conn, self.store_sql, (event_id, event_type, text, self.bind_time(now))
+        )
+        return bool(stored) or bool(driver_execute(conn, self.requeue_sql, (event_id,)))
+
+    def is_final(self, conn: Connection, event_id: str) -> bool:
+        """Whether the stored event is ``processed`` or ``ignored`` (inside ``conn``)."""
+        row = driver_execute(conn, self.peek_sql, (event_id,))
+        return bool(row) and row[0][0] in FINAL
+
+    def take(self, conn: Connection, limit: int) -> list[tuple[Any, ...]]:
+        """``(id, payload)`` of the next ``limit`` received rows, in arrival order, locked."""
+        return driver_execute(conn, self.take_sql, (limit,))
+
+    def start(self, conn: Connection, row_id: int, now: datetime) -> bool:
+        """Mark a taken row ``processed`` optimistically, as the claim does (False: not ours)."""
+        return bool(driver_execute(conn, self.start_sql, (self.bind_time(now), row_id)))
+
+    def give_up(self, conn: Connection, row_id: int, status: InboxStatus, error: str) -> None:
+        """Record a failed or rejected attempt on a taken row (its savepoint was rolled back)."""
+        driver_execute(conn, self.give_up_sql, (status, error, row_id))
 
     # -- deferred events ----------------------------------------------------------------------
 

@@ -78,8 +78,10 @@ from mentorpay.ledger import LedgerService
 from mentorpay.outbox import Outbox, with_ids
 from mentorpay.webhooks._deferral import INBOX_STATUS, MORE_DEFERRED, Deferrals
 from mentorpay.webhooks._inbox import FINAL, INBOX_STATUSES, InboxEvent, InboxStore
+from mentorpay.webhooks._ingest import IngestWriter
 from mentorpay.webhooks._registry import _TYPE_MAX, HandlerRegistry
 from mentorpay.webhooks._signature import verify
+from mentorpay.webhooks._worker import InboxWorker, WorkSummary
 from mentorpay.webhooks.handlers.disputes import DisputeHandlers
 from mentorpay.webhooks.handlers.payments import PaymentHandlers, PaymentRecorder
 from mentorpay.webhooks.handlers.refunds import ChargeRefundHandlers
@@ -96,6 +98,7 @@ WebhookStatus = Literal[
     "deferred",
     "needs_review",
     "rejected",
+    "received",
 ]
 #: Event types that move no money, so they are accepted from connected accounts too.
 _NO_MONEY_TYPES: Final = frozenset({"account.updated"})
@@ -112,6 +115,7 @@ class WebhookResult:
     applied automatically when that is recorded. ``needs_review``: the payment disagreed with
     its booking; its money sits on the suspense account until an operator resolves it.
     ``rejected``: the event can never apply as it is (recorded with its reason; replayable).
+    ``received``: stored by :meth:`WebhookProcessor.ingest`, applied later by ``work``.
     """
 
     status: WebhookStatus
@@ -252,6 +256,13 @@ class WebhookProcessor:
         self._handlers.include(PaymentHandlers(recorder, clock=clock).webhook_handlers())
         self._handlers.include(ChargeRefundHandlers(ledger, defer=defer).webhook_handlers())
         self._handlers.include(DisputeHandlers(ledger, defer=defer).webhook_handlers())
+        #: The fast-acknowledge mode: ``ingest`` (group commit), then ``work`` (batches).
+        self.ingester = IngestWriter(engine, self._inbox, clock=clock, retries=self._retries)
+        self._worker = InboxWorker(
+            engine, self._inbox, self._bus, self._dispatch, _rejected_effects,
+            lambda pi, after: self._deferrals.drain_from(pi, after, self._drain, self._clock),
+            clock, self._retries,
+        )  # fmt: skip
 
     # -- registration -------------------------------------------------------------------------
 
@@ -284,6 +295,28 @@ class WebhookProcessor:
         Raises PayloadTooLargeError (413), WebhookSignatureError / WebhookPayloadError (400),
         WebhookProcessingError (500: rolled back, Stripe retries) or DatabaseBusyError (503).
         """
+        return self._handle_text(self._verified(raw_body, signature_header))
+
+    def ingest(self, raw_body: bytes, signature_header: str | None) -> WebhookResult:
+        """Fast acknowledge: verify and parse as :meth:`process`, store the event durably as
+        ``received`` and answer at once (``received``, or ``already_processed`` if final);
+        :meth:`work` / ``mentorpay worker`` apply it. Same errors as :meth:`process` before
+        the store; concurrent calls share commits (:mod:`._ingest`)."""
+        text = self._verified(raw_body, signature_header)
+        env = _parse(text)
+        # A redelivery of an applied event is answered from one read, without a write.
+        if self._peek(env.id) not in FINAL and self.ingester.store(env.id, env.type, text):
+            return WebhookResult("received", env.id, env.type)
+        return WebhookResult("already_processed", env.id, env.type)
+
+    def work(self, limit: int | None = None, *, batch: int = 100) -> WorkSummary:
+        """Apply stored ``received`` events, ``batch`` per transaction, one savepoint each, with
+        the effects and final state of :meth:`process` (:mod:`._worker`); safe to run in
+        several processes. Callbacks run after each batch's commit."""
+        return self._worker.run(limit=limit, batch=batch)
+
+    def _verified(self, raw_body: bytes, signature_header: str | None) -> str:
+        """The body as text, once its size and signature are checked (413, 400)."""
         limit = self._config.max_payload_bytes
         if len(raw_body) > limit:
             raise PayloadTooLargeError(
@@ -293,7 +326,7 @@ class WebhookProcessor:
             )
         text = _decode(raw_body)
         verify(self._config, text, signature_header)
-        return self._handle_text(text)
+        return text
 
     def process_trusted(self, event: Mapping[str, Any] | bytes | str) -> WebhookResult:
         """Apply an event without a signature, for replay and reconciliation only.
@@ -429,6 +462,12 @@ class WebhookProcessor:
         row_id = self._inbox.claim(conn, env.id, env.type, text, now)
         if row_id is None:
             return _Outcome("already_processed", [])
+        return self._dispatch(conn, env, row_id, now)
+
+    def _dispatch(
+        self, conn: Connection, env: EventEnvelope, row_id: int, now: datetime
+    ) -> _Outcome:
+        """Apply a claimed event (its row marked ``processed``): origin, handler, outcome."""
         handler = self._handlers.get(env.type)
         refusal = _origin_refusal(self._config, env) if handler is not None else None
         if handler is None:
