@@ -229,20 +229,7 @@ class BookingService:
                 reason="requested_by_customer" if row.cancelled_by == "mentee" else None,
                 request_id=row.request_key,
             )
-        return CancellationResult(
-            booking_id=booking_id,
-            cancelled_by=row.cancelled_by,
-            cancelled_at=row.cancelled_at,
-            starts_at=row.starts_at,
-            payment_intent_id=row.payment_intent_id,
-            refund_amount=amount,
-            refund_bps=row.refund_bps,
-            fee_kept=bool(row.fee_kept),
-            rule=row.rule,
-            reason=row.reason,
-            refund=refund,
-            created=created,
-        )
+        return _result(row, amount, refund=refund, created=created)
 
     def cancellation(self, booking_id: str) -> CancellationResult | None:
         """The booking's recorded cancellation (without calling Stripe), or None."""
@@ -251,20 +238,27 @@ class BookingService:
         if row is None:
             return None
         amount = None if not row.refund_amount else Money(row.refund_amount, row.currency)
-        return CancellationResult(
-            booking_id=booking_id,
-            cancelled_by=row.cancelled_by,
-            cancelled_at=row.cancelled_at,
-            starts_at=row.starts_at,
-            payment_intent_id=row.payment_intent_id,
-            refund_amount=amount,
-            refund_bps=row.refund_bps,
-            fee_kept=bool(row.fee_kept),
-            rule=row.rule,
-            reason=row.reason,
-            refund=None,
-            created=False,
-        )
+        return _result(row, amount, refund=None, created=False)
+
+
+def _result(
+    row: Row[Any], amount: Money | None, *, refund: RefundResult | None, created: bool
+) -> CancellationResult:
+    """The answer for a recorded cancellation row (``amount``: what its refund is for)."""
+    return CancellationResult(
+        booking_id=row.booking_id,
+        cancelled_by=row.cancelled_by,
+        cancelled_at=row.cancelled_at,
+        starts_at=row.starts_at,
+        payment_intent_id=row.payment_intent_id,
+        refund_amount=amount,
+        refund_bps=row.refund_bps,
+        fee_kept=bool(row.fee_kept),
+        rule=row.rule,
+        reason=row.reason,
+        refund=refund,
+        created=created,
+    )
 
 
 def _find(conn: Connection, booking_id: str) -> Row[Any] | None:
