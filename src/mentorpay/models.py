@@ -416,6 +416,27 @@ class RefundRequest(Base):
     )
 
 
+class LedgerCheckpoint(Base):
+    """The journal's sums per account, mentor and currency up to an entry id, written by
+    ``verify()`` after a clean pass so the next one reads only newer entries.
+
+    ``mentor_id`` is ``""`` for the platform's accounts; one header row (``account = ""``)
+    carries the horizon even when the journal is empty. Every row of one checkpoint has the
+    same ``upto_entry_id``, ``upto_transaction_id`` and ``transactions`` (transactions up to
+    that id)."""
+
+    __tablename__ = "mentorpay_ledger_checkpoints"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mentor_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
+    upto_entry_id: Mapped[int] = mapped_column(BigInteger)
+    upto_transaction_id: Mapped[int] = mapped_column(BigInteger)
+    transactions: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Typed Core handles for the statement-level code paths (``Model.__table__`` is typed as a
 # FromClause, which has no ``insert()``/``c`` of the right types for mypy).
 payments_table = cast(Table, Payment.__table__)
@@ -429,3 +450,4 @@ disputes_table = cast(Table, Dispute.__table__)
 outbox_table = cast(Table, OutboxEffect.__table__)
 sent_messages_table = cast(Table, SentMessage.__table__)
 refund_requests_table = cast(Table, RefundRequest.__table__)
+ledger_checkpoints_table = cast(Table, LedgerCheckpoint.__table__)

@@ -156,6 +156,25 @@ def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Postin
     return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
 
 
+def release_due_batch(
+    j: Journal, c: Connection, cutoff: datetime, after_id: int, limit: int
+) -> tuple[int, int, list[Posting]]:
+    """Release the next ``limit`` payments due at ``cutoff`` after ``after_id`` in this one
+    transaction: (the last payment id seen, how many were seen, the postings created)."""
+    states = queries.lock_due(c, cutoff, after_id, limit)
+    created: list[Posting] = []
+    for s in states:
+        key = f"release:{s.payment_intent_id}"
+        now = j._clock()
+        plan = rules.release(s, now)
+        if plan is None:
+            continue
+        posting = j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
+        if posting.created:
+            created.append(posting)
+    return (states[-1].id if states else after_id), len(states), created
+
+
 def release_booking(j: Journal, c: Connection, booking_id: str) -> list[Posting]:
     """Release every payment of the booking."""
     intents = queries.booking_payment_intents(c, booking_id)

@@ -4,7 +4,7 @@ which disputes were posted), so none of them reads ledger internals such as busi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
 from mentorpay.ledger.rules import COMMISSION, SUSPENSE, UNPAID_PAYMENT_STATUSES
-from mentorpay.ledger.state import PaymentState
+from mentorpay.ledger.state import STATE_COLUMNS, PaymentState
 from mentorpay.ledger.verify import verify
 from mentorpay.ledger.views import (
     BalanceView,
@@ -170,6 +170,23 @@ def due_batches(engine: Engine, cutoff: datetime, batch: int) -> Iterator[list[s
             return
         yield [row.payment_intent_id for row in rows]
         last_id = rows[-1].id
+
+
+def lock_due(conn: Connection, cutoff: datetime, after_id: int, limit: int) -> list[PaymentState]:
+    """The next ``limit`` payments due at ``cutoff`` after ``after_id``, in id order, their rows
+    locked for the rest of ``conn``'s transaction (one statement, on the partial due index).
+
+    Locked in id order before anything is written, so a batch and a webhook's posting (payment
+    row, then balance row) always take their locks in the same order. On PostgreSQL a row a
+    concurrent posting released while we waited drops out (the WHERE clause is re-checked)."""
+    rows = conn.execute(
+        select(*(_payments.c[name] for name in STATE_COLUMNS))
+        .where(and_(_due(cutoff), _payments.c.id > after_id))
+        .order_by(_payments.c.id)
+        .limit(limit)
+        .with_for_update()
+    ).all()
+    return [PaymentState(*row) for row in rows]
 
 
 def booking_payment_intents(conn: Connection, booking_id: str) -> list[str]:
@@ -347,12 +364,21 @@ class LedgerQueries:
         """The platform's net commission in one currency (summed: the account is hot)."""
         return platform_total(self._engine, COMMISSION, currency)
 
-    def verify(self) -> VerifyReport:
+    def verify(
+        self,
+        *,
+        full: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> VerifyReport:
         """Recompute every balance from the journal and check every transaction balances.
 
         Runs on one snapshot, so it can be run beside live traffic without false alarms.
+        Incremental: a clean pass checkpoints the journal's sums, and the next pass reads only
+        the entries after that checkpoint. ``full=True`` reads the whole journal (the only way
+        to notice an old entry changed behind the ledger's back). ``progress(done, total,
+        "verifying")`` is called after each step.
         """
-        return verify(self._engine)
+        return verify(self._engine, full=full, progress=progress)
 
     def review_queue(self, limit: int = 100) -> list[PaymentRecord]:
         """Payments whose money still sits on the suspense account, oldest first."""

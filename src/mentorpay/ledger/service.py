@@ -4,8 +4,9 @@ read of :mod:`mentorpay.ledger.queries`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
@@ -137,26 +138,62 @@ class LedgerService(LedgerQueries, Journal):
         batch: int = 500,
         progress: Callable[[int, int, str], None] | None = None,
     ) -> list[Posting]:
-        """Release every payment whose hold period has elapsed, one transaction per payment.
+        """Release every payment whose hold period has elapsed, ``batch`` payments per
+        transaction, and return the postings created.
 
-        ``progress(done, total, "releasing")`` is called after each payment (the total is
+        Kept for compatibility: the list grows with what is due. Prefer
+        :meth:`release_due_count`, which does the same work in flat memory."""
+        released: list[Posting] = []
+        for created in self._release_due_batches(now, batch, progress):
+            released += created
+        return released
+
+    def release_due_count(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = 500,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> int:
+        """Release every payment whose hold period has elapsed; return how many were released.
+
+        ``batch`` payments per transaction (their rows locked together, in id order, through the
+        partial index of unreleased payments), so the cost is one commit per batch and memory
+        stays flat however much is due. The ledger ends exactly as releasing them one at a
+        time would leave it: each payment's release is the same rule under the same row lock.
+        ``progress(done, total, "releasing")`` is called after each batch (the total is
         counted once at the start, only when ``progress`` is given)."""
+        return sum(len(created) for created in self._release_due_batches(now, batch, progress))
+
+    def _release_due_batches(
+        self,
+        now: datetime | None,
+        batch: int,
+        progress: Callable[[int, int, str], None] | None,
+    ) -> Iterator[list[Posting]]:
         cutoff = now or self._clock()
         if cutoff.tzinfo is None:
             raise InvalidRequestError("release_due needs an aware datetime (tzinfo=UTC)")
+        if batch < 1:
+            raise InvalidRequestError("batch must be at least 1", batch=batch)
         total = done = 0
         if progress is not None:
             total = queries.count_due(self._engine, cutoff)
-        released: list[Posting] = []
-        for intents in queries.due_batches(self._engine, cutoff, batch):
-            for pi in intents:
-                posting = self.release_payment(pi)
-                if posting.created:
-                    released.append(posting)
-                if progress is not None:
-                    done += 1
-                    progress(done, max(total, done), "releasing")
-        return released
+        after_id = 0
+        while True:
+            after_id, seen, created = run_in_transaction(
+                self._engine,
+                partial(
+                    postings.release_due_batch, self, cutoff=cutoff, after_id=after_id, limit=batch
+                ),
+                retries=self._retries,
+            )
+            yield created
+            done += seen
+            if progress is not None and seen:
+                progress(done, max(total, done), "releasing")
+            if seen < batch:
+                return
 
     # -- payments parked for review ------------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""Incremental ``verify()``: checkpointed sums, only newer entries read; the full check stays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select, text
+
+from mentorpay.commission import CommissionPolicy
+from mentorpay.ledger import LedgerService
+from mentorpay.models import entries_table, ledger_checkpoints_table
+from mentorpay.money import Money
+
+POLICY = CommissionPolicy(rate_bps=1000)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _pay(ledger: LedgerService, pi: str, mentor: str = "m1", amount: int = 1000) -> None:
+    """Record one payment under the 10% policy."""
+    ledger.record_payment(
+        payment_intent_id=pi,
+        booking_id=f"b-{pi}",
+        mentor_id=mentor,
+        mentee_id="u1",
+        gross=Money(amount, "GBP"),
+        policy=POLICY,
+    )
+
+
+def _tamper(engine: Engine, entry_id: int, delta: int) -> None:
+    """Change one journal entry's amount behind the ledger's back."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE mentorpay_ledger_entries SET amount = amount + :d WHERE id = :i"),
+            {"d": delta, "i": entry_id},
+        )
+
+
+def _pending_entry(engine: Engine, pi_order: str = "min") -> int:
+    """The id of the oldest (or newest) mentor_pending entry."""
+    agg = func.min if pi_order == "min" else func.max
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(agg(entries_table.c.id)).where(entries_table.c.account == "mentor_pending")
+            ).scalar_one()
+        )
+
+
+def test_verify_writes_a_checkpoint_and_later_reads_only_newer_entries(engine: Engine) -> None:
+    """A clean verify stores sums up to the newest entry; the next one starts after it and
+    reports the same totals as a full pass."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    for i in range(4):
+        _pay(ledger, f"pi_{i}", f"m{i % 2}")
+    first = ledger.verify()
+    assert first.ok and first.transactions == 4 and first.balances == 2
+    with engine.connect() as conn:
+        horizon = conn.execute(
+            select(func.max(ledger_checkpoints_table.c.upto_entry_id))
+        ).scalar_one()
+        top = conn.execute(select(func.max(entries_table.c.id))).scalar_one()
+    assert horizon == top
+    _pay(ledger, "pi_new", "m1")
+    ledger.release_payment("pi_0")
+    again = ledger.verify()
+    assert again.ok and again.incremental and again.transactions == 6
+    assert again.entries_read == 3 + 2  # the new payment's three legs, the release's two
+    full = ledger.verify(full=True)
+    assert full.ok and not full.incremental and full.transactions == 6
+
+
+def test_a_tampered_old_entry_is_caught_by_the_full_check(engine: Engine) -> None:
+    """An entry changed below the checkpoint escapes the incremental pass by design, and the
+    full pass (``verify(full=True)``) still reports it."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    _pay(ledger, "pi_2")
+    assert ledger.verify().ok
+    _tamper(engine, _pending_entry(engine, "min"), 7)
+    full = ledger.verify(full=True)
+    assert not full.ok
+    assert any("does not balance" in p for p in full.problems)
+    assert any("mentor m1 GBP pending" in p for p in full.problems)
+
+
+def test_the_incremental_check_catches_a_new_imbalance(engine: Engine) -> None:
+    """After a checkpoint, a tampered NEW entry (unbalanced transaction, balance disagreeing)
+    is reported by the default, incremental verify."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    assert ledger.verify().ok
+    _pay(ledger, "pi_2")
+    _tamper(engine, _pending_entry(engine, "max"), -3)
+    report = ledger.verify()
+    assert report.incremental and not report.ok
+    assert any("does not balance" in p for p in report.problems)
+    assert any("mentor m1 GBP pending: stored 1800, entries say 1797" in p for p in report.problems)
+
+
+def test_a_failed_verify_does_not_move_the_checkpoint(engine: Engine) -> None:
+    """Problems found: no checkpoint is written over them, so the next pass still sees them."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    assert ledger.verify().ok
+    _pay(ledger, "pi_2")
+    _tamper(engine, _pending_entry(engine, "max"), -3)
+    assert not ledger.verify().ok
+    assert not ledger.verify().ok
+
+
+def test_a_tampered_balance_row_is_caught_incrementally(engine: Engine) -> None:
+    """Balances are compared whole every time: a changed balance row is caught without --full."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    assert ledger.verify().ok
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE mentorpay_mentor_balances SET available = available + 5"))
+    report = ledger.verify()
+    assert report.incremental and not report.ok
+
+
+def test_verify_reports_progress_per_step(engine: Engine) -> None:
+    """``progress(done, total, "verifying")`` reaches its total."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    calls: list[tuple[int, int, str]] = []
+    assert ledger.verify(progress=lambda d, t, label: calls.append((d, t, label))).ok
+    assert calls and calls[-1][0] == calls[-1][1] and calls[-1][2] == "verifying"
