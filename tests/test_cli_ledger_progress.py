@@ -43,8 +43,7 @@ def test_release_due_progress_flag_draws_a_bar_on_a_pipe(demo_db: str) -> None:
 
 
 def test_ledger_verify_progress_and_full(demo_db: str) -> None:
-    """verify --progress draws its steps; --full rereads the whole journal and catches an old
-    entry changed after a checkpoint, which the default incremental pass does not read."""
+    """verify --progress draws its steps; --full catches an old entry the incremental pass skips."""
     code, out, err = run("ledger", "verify", "--progress", "--url", demo_db)
     assert code == 0 and "ledger OK" in out
     assert "verifying" in err and "6/6" in err

@@ -85,8 +85,7 @@ def _state(engine: Engine, prefix: str) -> dict[str, Any]:
 
 
 def test_batched_release_due_equals_one_at_a_time_with_webhooks_mid_run(engine: Engine) -> None:
-    """Batches of 3 with a refund/dispute landing between batches give the ledger that
-    releasing one payment at a time gives with the same webhooks at the same point."""
+    """Batches of 3 with webhooks between batches leave the ledger one-at-a-time release leaves."""
     ledger = LedgerService(engine, clock=lambda: NOW)
     one = _seed(ledger, "a_")
     for pi in one[:3]:
@@ -147,8 +146,7 @@ def test_release_due_list_api_still_returns_the_created_postings(engine: Engine)
 
 
 def test_release_due_beside_concurrent_refunds_never_double_releases(engine: Engine) -> None:
-    """A thread refunds and disputes payments while batches release them: each payment is
-    released once, no refunded or held share reaches available, and the ledger verifies."""
+    """Refunds and disputes racing the batches: one release each, no refunded/held share freed."""
     ledger = LedgerService(engine, clock=lambda: NOW)
     pis = [f"pi_{i}" for i in range(60)]
     for i, pi in enumerate(pis):

@@ -48,8 +48,7 @@ def _pending_entry(engine: Engine, pi_order: str = "min") -> int:
 
 
 def test_verify_writes_a_checkpoint_and_later_reads_only_newer_entries(engine: Engine) -> None:
-    """A clean verify stores sums up to the newest entry; the next one starts after it and
-    reports the same totals as a full pass."""
+    """A clean verify checkpoints the newest entry; the next one reads only newer entries."""
     ledger = LedgerService(engine, clock=lambda: NOW)
     for i in range(4):
         _pay(ledger, f"pi_{i}", f"m{i % 2}")
@@ -71,8 +70,7 @@ def test_verify_writes_a_checkpoint_and_later_reads_only_newer_entries(engine: E
 
 
 def test_a_tampered_old_entry_is_caught_by_the_full_check(engine: Engine) -> None:
-    """An entry changed below the checkpoint escapes the incremental pass by design, and the
-    full pass (``verify(full=True)``) still reports it."""
+    """An entry changed below the checkpoint is still reported by ``verify(full=True)``."""
     ledger = LedgerService(engine, clock=lambda: NOW)
     _pay(ledger, "pi_1")
     _pay(ledger, "pi_2")
@@ -85,8 +83,7 @@ def test_a_tampered_old_entry_is_caught_by_the_full_check(engine: Engine) -> Non
 
 
 def test_the_incremental_check_catches_a_new_imbalance(engine: Engine) -> None:
-    """After a checkpoint, a tampered NEW entry (unbalanced transaction, balance disagreeing)
-    is reported by the default, incremental verify."""
+    """A tampered entry newer than the checkpoint is reported by the default incremental verify."""
     ledger = LedgerService(engine, clock=lambda: NOW)
     _pay(ledger, "pi_1")
     assert ledger.verify().ok
