@@ -77,6 +77,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.payouts.approve(payout.id, approver="admin")
     mp.payouts.execute(payout.id)
     mp.payouts.mark_paid(payout.id, reference="wire-1")
+    assert mp.ledger.verify().ok  # a clean verify writes the ledger checkpoint
     return mp, tmp_path / "stamps.db"
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Engine, Select, and_, case, func, select
 from sqlalchemy.engine import Connection
 
+from mentorpay._clock import utcnow
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
@@ -378,7 +379,8 @@ class LedgerQueries:
         to notice an old entry changed behind the ledger's back). ``progress(done, total,
         "verifying")`` is called after each step.
         """
-        return verify(self._engine, full=full, progress=progress)
+        clock: Callable[[], datetime] = getattr(self, "_clock", utcnow)
+        return verify(self._engine, full=full, progress=progress, clock=clock)
 
     def review_queue(self, limit: int = 100) -> list[PaymentRecord]:
         """Payments whose money still sits on the suspense account, oldest first."""
