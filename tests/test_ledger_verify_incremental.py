@@ -124,3 +124,30 @@ def test_verify_reports_progress_per_step(engine: Engine) -> None:
     calls: list[tuple[int, int, str]] = []
     assert ledger.verify(progress=lambda d, t, label: calls.append((d, t, label))).ok
     assert calls and calls[-1][0] == calls[-1][1] and calls[-1][2] == "verifying"
+
+
+def _checkpoint_rows(engine: Engine) -> dict[tuple[str, str, str], int]:
+    """The stored checkpoint totals (header row excluded)."""
+    c = ledger_checkpoints_table.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.account, c.mentor_id, c.currency, c.total)).all()
+    return {(a, m, cur): int(t) for a, m, cur, t in rows if a}
+
+
+def test_incremental_checkpoints_add_up_to_what_a_full_pass_stores(engine: Engine) -> None:
+    """Several incremental passes, each writing only what moved, store the full pass's totals."""
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1", "m1")
+    assert ledger.verify().ok
+    _pay(ledger, "pi_2", "m2", 2000)
+    assert ledger.verify().ok
+    ledger.release_payment("pi_1")
+    ledger.apply_refund_total("pi_2", Money(500, "GBP"))
+    assert ledger.verify().ok
+    incremental = _checkpoint_rows(engine)
+    assert ledger.verify(full=True).ok
+    assert incremental == _checkpoint_rows(engine)
+    # Oracle (DESIGN: 10% commission; the refund takes its share back from each side).
+    assert incremental[("mentor_available", "m1", "GBP")] == 900
+    assert incremental[("mentor_pending", "m2", "GBP")] == 1800 - 450
+    assert incremental[("stripe_clearing", "", "GBP")] == -3000 + 500

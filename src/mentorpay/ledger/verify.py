@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, insert, select, text
+from sqlalchemy import Engine, case, delete, func, insert, select, text, true, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +35,7 @@ from mentorpay.models import transactions_table as _transactions
 Key = tuple[str, str, str]
 _STEPS = 6
 _LOCK_TIMEOUT = "5s"
+_CHUNK = 500
 
 
 @dataclass
@@ -78,8 +79,8 @@ def verify(
         ):
             problems.append(f"transaction {txn_id} does not balance in {cur}: {total}")
         step(2)
-        upto = dict(base.sums)  # what the next checkpoint stores
         sums: dict[Key, int] = dict(base.sums)  # everything this snapshot holds
+        moved: dict[Key, int] = {}  # the checkpoint's totals that change (up to the horizon)
         read = 0
         for account, mentor, cur, below, total, count in _new_sums(
             conn, base.entry_id, entry_horizon
@@ -87,13 +88,12 @@ def verify(
             key = (account, mentor or "", cur)
             sums[key] = sums.get(key, 0) + int(total)
             if below:
-                upto[key] = upto.get(key, 0) + int(total)
+                moved[key] = moved.get(key, base.sums.get(key, 0)) + int(total)
             read += int(count)
         step(3)
         balances = _check_balances(conn, sums, problems)
         step(4)
-        for account, kind in ((COMMISSION, "fee"), (SUSPENSE, "suspense"), (CLEARING, "clearing")):
-            _check_against_payments(conn, account, kind, sums, problems)
+        _check_against_payments(conn, sums, problems)
         step(5)
         new_txns = conn.execute(
             select(
@@ -102,9 +102,12 @@ def verify(
             ).where(_transactions.c.id > base.transaction_id)
         ).one()
     transactions = base.transactions + int(new_txns[0])
-    if not problems:
-        stored = _Checkpoint(entry_horizon, txn_horizon, base.transactions + int(new_txns[1]), upto)
-        run_in_transaction(engine, lambda c: _store(c, stored, clock()))
+    moves = entry_horizon != base.entry_id or txn_horizon != base.transaction_id
+    if not problems and (moves or full):
+        stored = _Checkpoint(
+            entry_horizon, txn_horizon, base.transactions + int(new_txns[1]), moved
+        )
+        run_in_transaction(engine, lambda c: _store(c, stored, clock(), replace=full))
     step(6)
     return VerifyReport(
         not problems,
@@ -144,29 +147,40 @@ def _max_ids(conn: Connection) -> tuple[int, int]:
 
 
 def _load(conn: Connection) -> _Checkpoint:
-    rows = conn.execute(select(_checkpoints)).all()
-    if not rows:
+    c = _checkpoints.c
+    header = conn.execute(
+        select(c.upto_entry_id, c.upto_transaction_id, c.transactions).where(c.account == "")
+    ).first()
+    if header is None:
         return _Checkpoint()
-    first = rows[0]
-    sums = {(r.account, r.mentor_id, r.currency): int(r.total) for r in rows if r.account}
-    return _Checkpoint(
-        int(first.upto_entry_id), int(first.upto_transaction_id), int(first.transactions), sums
-    )
+    rows = conn.execute(select(c.account, c.mentor_id, c.currency, c.total).where(c.account != ""))
+    sums = {(a, m, cur): int(total) for a, m, cur, total in rows}
+    return _Checkpoint(int(header[0]), int(header[1]), int(header[2]), sums)
 
 
-def _store(conn: Connection, cp: _Checkpoint, now: datetime) -> None:
-    """Replace the checkpoint (a few rows per mentor: small beside the journal)."""
-    conn.execute(delete(_checkpoints))
-    common = {
+def _store(conn: Connection, cp: _Checkpoint, now: datetime, *, replace: bool) -> None:
+    """Move the checkpoint: the header row takes the new horizon, and only the totals that
+    changed are written (``replace``: a full pass rewrites them all). A row's own ``upto_*``
+    say when its total was last written; the header's are the checkpoint's."""
+    horizon = {
         "upto_entry_id": cp.entry_id,
         "upto_transaction_id": cp.transaction_id,
         "transactions": cp.transactions,
         "created_at": now,
     }
-    rows = [{"account": "", "mentor_id": "", "currency": "", "total": 0, **common}]
+    keys = [("", "", "")] if replace else [("", "", ""), *cp.sums]
+    c = _checkpoints.c
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        conn.execute(
+            delete(_checkpoints).where(
+                tuple_(c.account, c.mentor_id, c.currency).in_(chunk) if not replace else true()
+            )
+        )
+    rows = [{"account": "", "mentor_id": "", "currency": "", "total": 0, **horizon}]
     rows += [
-        {"account": a, "mentor_id": m, "currency": c, "total": total, **common}
-        for (a, m, c), total in cp.sums.items()
+        {"account": a, "mentor_id": m, "currency": cur, "total": total, **horizon}
+        for (a, m, cur), total in cp.sums.items()
     ]
     conn.execute(insert(_checkpoints), rows)
 
@@ -218,28 +232,30 @@ def _check_balances(conn: Connection, sums: dict[Key, int], problems: list[str])
     return len(rows)
 
 
-def _check_against_payments(
-    conn: Connection, account: str, kind: str, sums: dict[Key, int], problems: list[str]
-) -> None:
-    """Platform accounts must equal what the payments table says they should be."""
-    journal: dict[str, int] = defaultdict(int)
-    for (acc, _mentor, cur), total in sums.items():
-        if acc == account:
-            journal[cur] += total
-    expr: Any
-    query: Any
-    if kind == "clearing":
-        expr = -func.sum(_payments.c.amount - _payments.c.amount_reversed)
-        query = select(_payments.c.currency, expr)
-    else:
-        # A reviewed payment's whole gross is stored as its "fee": it sits on suspense.
-        expr = func.sum(_payments.c.platform_fee - _payments.c.fee_reversed)
-        in_review = _payments.c.review_reason.is_not(None)
-        query = select(_payments.c.currency, expr).where(
-            and_(in_review if kind == "suspense" else _payments.c.review_reason.is_(None))
-        )
-    expected: dict[str, Any] = dict(conn.execute(query.group_by(_payments.c.currency)).all())
-    for cur in sorted(set(journal) | set(expected)):
-        got, want = int(journal.get(cur) or 0), int(expected.get(cur) or 0)
-        if got != want:
-            problems.append(f"{account} {cur}: journal {got}, payments table {want}")
+def _check_against_payments(conn: Connection, sums: dict[Key, int], problems: list[str]) -> None:
+    """Platform accounts must equal what the payments table says they should be (one scan)."""
+    journal: dict[tuple[str, str], int] = defaultdict(int)
+    for (account, _mentor, cur), total in sums.items():
+        journal[(account, cur)] += total
+    p = _payments.c
+    in_review = p.review_reason.is_not(None)
+    fee = p.platform_fee - p.fee_reversed
+    expected: dict[tuple[str, str], int] = defaultdict(int)
+    for cur, clearing, commission, suspense in conn.execute(
+        select(
+            p.currency,
+            -func.sum(p.amount - p.amount_reversed),
+            # A reviewed payment's whole gross is stored as its "fee": it sits on suspense.
+            func.sum(case((in_review, 0), else_=fee)),
+            func.sum(case((in_review, fee), else_=0)),
+        ).group_by(p.currency)
+    ):
+        expected[(CLEARING, cur)] = int(clearing or 0)
+        expected[(COMMISSION, cur)] = int(commission or 0)
+        expected[(SUSPENSE, cur)] = int(suspense or 0)
+    for account in (COMMISSION, SUSPENSE, CLEARING):
+        currencies = {c for a, c in journal if a == account} | {c for a, c in expected}
+        for cur in sorted(currencies):
+            got, want = journal.get((account, cur), 0), expected.get((account, cur), 0)
+            if got != want:
+                problems.append(f"{account} {cur}: journal {got}, payments table {want}")
