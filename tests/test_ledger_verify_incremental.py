@@ -151,3 +151,29 @@ def test_incremental_checkpoints_add_up_to_what_a_full_pass_stores(engine: Engin
     assert incremental[("mentor_available", "m1", "GBP")] == 900
     assert incremental[("mentor_pending", "m2", "GBP")] == 1800 - 450
     assert incremental[("stripe_clearing", "", "GBP")] == -3000 + 500
+
+
+def test_a_writer_committing_late_is_never_skipped_by_the_checkpoint(pg_engine: Engine) -> None:
+    """PostgreSQL hands out ids before commit: a lower id committed after a verify is still read."""
+    ledger = LedgerService(pg_engine, clock=lambda: NOW)
+    _pay(ledger, "pi_0")
+    assert ledger.verify().ok
+    with pg_engine.connect() as slow:
+        tx = slow.begin()
+        ledger.record_payment(
+            payment_intent_id="pi_slow",
+            booking_id="b-slow",
+            mentor_id="m1",
+            mentee_id="u1",
+            gross=Money(1000, "GBP"),
+            policy=POLICY,
+            conn=slow,
+        )
+        _pay(ledger, "pi_fast", "m2")  # higher ids, committed first
+        assert ledger.verify().ok  # cannot see pi_slow: its entries must stay unread
+        tx.commit()
+    report = ledger.verify()
+    assert report.ok and report.transactions == 3
+    stored = _checkpoint_rows(pg_engine)
+    assert ledger.verify(full=True).ok
+    assert stored == _checkpoint_rows(pg_engine)

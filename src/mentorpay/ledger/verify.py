@@ -34,7 +34,9 @@ from mentorpay.models import transactions_table as _transactions
 #: (account, mentor id or "" for the platform, currency)
 Key = tuple[str, str, str]
 _STEPS = 6
-_LOCK_TIMEOUT = "5s"
+#: How long the horizon's SHARE lock may wait: writers queue behind it meanwhile, so a webhook
+#: stalls at most this long; not granted, the checkpoint simply does not move this time.
+_LOCK_TIMEOUT = "250ms"
 _CHUNK = 500
 
 
