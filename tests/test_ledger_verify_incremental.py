@@ -177,3 +177,24 @@ def test_a_writer_committing_late_is_never_skipped_by_the_checkpoint(pg_engine: 
     stored = _checkpoint_rows(pg_engine)
     assert ledger.verify(full=True).ok
     assert stored == _checkpoint_rows(pg_engine)
+
+
+def test_a_stale_verify_never_overwrites_a_newer_checkpoint(engine: Engine) -> None:
+    """Two verifies racing: the one whose starting checkpoint moved meanwhile stores nothing."""
+    from mentorpay.ledger import verify as verify_module
+
+    ledger = LedgerService(engine, clock=lambda: NOW)
+    _pay(ledger, "pi_1")
+    assert ledger.verify().ok
+    with engine.connect() as conn:
+        stale = verify_module._load(conn)
+    _pay(ledger, "pi_2", "m2")
+    assert ledger.verify().ok  # moves the checkpoint past pi_2
+    before = _checkpoint_rows(engine)
+    bogus = verify_module._Checkpoint(
+        stale.entry_id + 1, stale.transaction_id + 1, 99, {("mentor_pending", "m1", "GBP"): 1}
+    )
+    with engine.begin() as conn:
+        verify_module._store(conn, stale, bogus, NOW, replace=False)
+    assert _checkpoint_rows(engine) == before
+    assert ledger.verify().ok and ledger.verify(full=True).ok

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, case, delete, func, insert, select, text, true, tuple_
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mentorpay._clock import utcnow
 from mentorpay.db import read_connection, run_in_transaction
@@ -109,7 +110,9 @@ def verify(
         stored = _Checkpoint(
             entry_horizon, txn_horizon, base.transactions + int(new_txns[1]), moved
         )
-        run_in_transaction(engine, lambda c: _store(c, stored, clock(), replace=full))
+        # IntegrityError: a concurrent first verify stored its checkpoint first (as good).
+        with suppress(IntegrityError):
+            run_in_transaction(engine, lambda c: _store(c, base, stored, clock(), replace=full))
     step(6)
     return VerifyReport(
         not problems,
@@ -160,10 +163,22 @@ def _load(conn: Connection) -> _Checkpoint:
     return _Checkpoint(int(header[0]), int(header[1]), int(header[2]), sums)
 
 
-def _store(conn: Connection, cp: _Checkpoint, now: datetime, *, replace: bool) -> None:
-    """Move the checkpoint: the header row takes the new horizon, and only the totals that
-    changed are written (``replace``: a full pass rewrites them all). A row's own ``upto_*``
-    say when its total was last written; the header's are the checkpoint's."""
+def _store(
+    conn: Connection, base: _Checkpoint, cp: _Checkpoint, now: datetime, *, replace: bool
+) -> None:
+    """Move the checkpoint from ``base`` to ``cp``: the header row takes the new horizon, and
+    only the totals that changed are written (``replace``: a full pass rewrites them all). A
+    row's own ``upto_*`` say when its total was last written; the header's are the
+    checkpoint's. An incremental pass moves it only from where it read it (the header row
+    locked): another verify that moved it meanwhile wins, and ours is dropped."""
+    c = _checkpoints.c
+    if not replace:
+        current = conn.execute(
+            select(c.upto_entry_id, c.upto_transaction_id).where(c.account == "").with_for_update()
+        ).first()
+        found = (int(current[0]), int(current[1])) if current else (0, 0)
+        if found != (base.entry_id, base.transaction_id):
+            return
     horizon = {
         "upto_entry_id": cp.entry_id,
         "upto_transaction_id": cp.transaction_id,
@@ -171,7 +186,6 @@ def _store(conn: Connection, cp: _Checkpoint, now: datetime, *, replace: bool) -
         "created_at": now,
     }
     keys = [("", "", "")] if replace else [("", "", ""), *cp.sums]
-    c = _checkpoints.c
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         conn.execute(
