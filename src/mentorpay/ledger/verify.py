@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, insert, select, text, true, tuple_
+from sqlalchemy import Engine, case, delete, func, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from mentorpay._clock import utcnow
-from mentorpay.db import read_connection, run_in_transaction
+from mentorpay.db import insert_for, read_connection, run_in_transaction
 from mentorpay.ledger.rules import BALANCE_ACCOUNTS, CLEARING, COMMISSION, SUSPENSE
 from mentorpay.ledger.views import VerifyReport
 from mentorpay.models import balances_table as _balances
@@ -110,9 +109,7 @@ def verify(
         stored = _Checkpoint(
             entry_horizon, txn_horizon, base.transactions + int(new_txns[1]), moved
         )
-        # IntegrityError: a concurrent first verify stored its checkpoint first (as good).
-        with suppress(IntegrityError):
-            run_in_transaction(engine, lambda c: _store(c, base, stored, clock(), replace=full))
+        run_in_transaction(engine, lambda c: _store(c, base, stored, clock(), replace=full))
     step(6)
     return VerifyReport(
         not problems,
@@ -170,8 +167,12 @@ def _store(
     only the totals that changed are written (``replace``: a full pass rewrites them all). A
     row's own ``upto_*`` say when its total was last written; the header's are the
     checkpoint's. An incremental pass moves it only from where it read it (the header row
-    locked): another verify that moved it meanwhile wins, and ours is dropped."""
+    locked): another verify that moved it meanwhile wins, and ours is dropped. Stores are
+    serialized (SQLite's single writer, a table lock on PostgreSQL)."""
     c = _checkpoints.c
+    if conn.dialect.name != "sqlite":  # SQLite's writers are serialized already
+        # Stores one at a time: a row-level lock cannot cover a header not written yet.
+        conn.execute(text("LOCK TABLE mentorpay_ledger_checkpoints IN EXCLUSIVE MODE"))
     if not replace:
         current = conn.execute(
             select(c.upto_entry_id, c.upto_transaction_id).where(c.account == "").with_for_update()
@@ -185,20 +186,22 @@ def _store(
         "transactions": cp.transactions,
         "created_at": now,
     }
-    keys = [("", "", "")] if replace else [("", "", ""), *cp.sums]
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        conn.execute(
-            delete(_checkpoints).where(
-                tuple_(c.account, c.mentor_id, c.currency).in_(chunk) if not replace else true()
-            )
-        )
+    if replace:
+        conn.execute(delete(_checkpoints))
     rows = [{"account": "", "mentor_id": "", "currency": "", "total": 0, **horizon}]
     rows += [
         {"account": a, "mentor_id": m, "currency": cur, "total": total, **horizon}
         for (a, m, cur), total in cp.sums.items()
     ]
-    conn.execute(insert(_checkpoints), rows)
+    # Multi-row upserts: one statement per chunk, not one round trip per row.
+    for start in range(0, len(rows), _CHUNK):
+        stmt = insert_for(conn, _checkpoints).values(rows[start : start + _CHUNK])
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[c.account, c.mentor_id, c.currency],
+                set_={name: stmt.excluded[name] for name in ("total", *horizon)},
+            )
+        )
 
 
 def _new_sums(conn: Connection, after: int, horizon: int) -> Any:
