@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from mentorpay._clock import utcnow
-from mentorpay.db import insert_for, read_connection, run_in_transaction
+from mentorpay.db import placeholder, read_connection, run_in_transaction, time_binder
 from mentorpay.ledger.rules import BALANCE_ACCOUNTS, CLEARING, COMMISSION, SUSPENSE
 from mentorpay.ledger.views import VerifyReport
 from mentorpay.models import balances_table as _balances
@@ -180,28 +180,30 @@ def _store(
         found = (int(current[0]), int(current[1])) if current else (0, 0)
         if found != (base.entry_id, base.transaction_id):
             return
-    horizon = {
-        "upto_entry_id": cp.entry_id,
-        "upto_transaction_id": cp.transaction_id,
-        "transactions": cp.transactions,
-        "created_at": now,
-    }
     if replace:
         conn.execute(delete(_checkpoints))
-    rows = [{"account": "", "mentor_id": "", "currency": "", "total": 0, **horizon}]
-    rows += [
-        {"account": a, "mentor_id": m, "currency": cur, "total": total, **horizon}
-        for (a, m, cur), total in cp.sums.items()
-    ]
-    # Multi-row upserts: one statement per chunk, not one round trip per row.
-    for start in range(0, len(rows), _CHUNK):
-        stmt = insert_for(conn, _checkpoints).values(rows[start : start + _CHUNK])
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[c.account, c.mentor_id, c.currency],
-                set_={name: stmt.excluded[name] for name in ("total", *horizon)},
-            )
-        )
+    stamp = time_binder(conn.dialect)(now)
+    upto = (cp.entry_id, cp.transaction_id, cp.transactions, stamp)
+    rows = [("", "", "", 0, *upto)]
+    rows += [(a, m, cur, total, *upto) for (a, m, cur), total in cp.sums.items()]
+    # One driver-level executemany (SQLAlchemy would compile a statement per chunk of rows).
+    conn.exec_driver_sql(_upsert_sql(placeholder(conn)), rows)
+
+
+def _upsert_sql(p: str) -> str:
+    """The checkpoint row upsert, with the driver's parameter marker ``p``."""
+    return _UPSERT.replace("?", p)
+
+
+_UPSERT = (
+    "INSERT INTO mentorpay_ledger_checkpoints (account, mentor_id, currency, total,"
+    " upto_entry_id, upto_transaction_id, transactions, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (account, mentor_id, currency) DO UPDATE SET total = excluded.total,"
+    " upto_entry_id = excluded.upto_entry_id,"
+    " upto_transaction_id = excluded.upto_transaction_id,"
+    " transactions = excluded.transactions, created_at = excluded.created_at"
+)
 
 
 def _new_sums(conn: Connection, after: int, horizon: int) -> Any:
