@@ -177,3 +177,27 @@ def test_release_due_beside_concurrent_refunds_never_double_releases(engine: Eng
         assert view.available == Money(free, "GBP")
         assert view.held == Money(sum(r.payout_held for r in mine), "GBP")
     assert ledger.verify().ok
+
+
+def test_a_row_released_while_the_batch_waits_does_not_end_the_run(pg_engine: Engine) -> None:
+    """A locked due row released meanwhile drops out of a full batch; later payments still go."""
+    ledger = LedgerService(pg_engine, clock=lambda: NOW)
+    for i in range(5):
+        _pay(ledger, f"pi_{i}", f"m{i}", 1000, DUE)
+    counted: list[int] = []
+    with pg_engine.connect() as slow:
+        tx = slow.begin()
+        ledger.release_payment("pi_0", conn=slow)  # holds pi_0's row lock
+        worker = threading.Thread(
+            target=lambda: counted.append(ledger.release_due_count(NOW, batch=2))
+        )
+        worker.start()
+        worker.join(timeout=0.5)  # the batch now waits for pi_0
+        tx.commit()
+    worker.join()
+    assert counted == [4]
+    with pg_engine.connect() as conn:
+        unreleased = conn.execute(
+            select(payments_table.c.payment_intent_id).where(payments_table.c.released_at.is_(None))
+        ).all()
+    assert unreleased == []

@@ -173,6 +173,15 @@ def due_batches(engine: Engine, cutoff: datetime, batch: int) -> Iterator[list[s
         last_id = rows[-1].id
 
 
+def due_after(engine: Engine, cutoff: datetime, after_id: int) -> bool:
+    """Whether any payment after ``after_id`` is due at ``cutoff`` (one index probe)."""
+    with read_connection(engine) as c:
+        found = c.execute(
+            select(_payments.c.id).where(and_(_due(cutoff), _payments.c.id > after_id)).limit(1)
+        ).first()
+    return found is not None
+
+
 def lock_due(conn: Connection, cutoff: datetime, after_id: int, limit: int) -> list[PaymentState]:
     """The next ``limit`` payments due at ``cutoff`` after ``after_id``, in id order, their rows
     locked for the rest of ``conn``'s transaction (one statement, on the partial due index).

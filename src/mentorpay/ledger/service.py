@@ -192,7 +192,10 @@ class LedgerService(LedgerQueries, Journal):
             done += seen
             if progress is not None and seen:
                 progress(done, max(total, done), "releasing")
-            if seen < batch:
+            # A short batch is the end, unless rows dropped out of it: on PostgreSQL a row a
+            # concurrent posting changed while we waited for its lock is re-checked and left
+            # out, and the LIMIT does not refill from the rows after it.
+            if seen < batch and not queries.due_after(self._engine, cutoff, after_id):
                 return
 
     # -- payments parked for review ------------------------------------------------------------
