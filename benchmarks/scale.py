@@ -3,7 +3,7 @@
 Run: ``python benchmarks/scale.py [--payments 10k|100k|1m|N] [--postgres URL | --no-postgres]``
 (PostgreSQL defaults to MENTORPAY_TEST_POSTGRES_URL when set). Prints one JSON document;
 progress goes to stderr. The default (10k payments) runs in well under a minute; 100k takes a
-few minutes, mostly ``release_due`` (one transaction per payment today); 1m is for patient runs.
+few minutes; 1m is for patient runs.
 
 Each database gets a valid ledger seeded with set-based SQL (``benchmarks/seed.py``: 1,000
 mentors, 3 currencies, payments over a year with a 7-day hold, 10% of them due for release),
@@ -16,9 +16,13 @@ then, timed (the median of several calls where a call is quick; milliseconds):
   ``--status processed``, ``events_list_type_ms`` with ``--type charge.refunded`` (none exist);
 - ``stats_one_day_ms``: ``mp.analytics.summary`` for one day (``mentorpay stats``);
 - ``review_queue_ms``: ``payments review``;
-- ``verify_ms``: ``LedgerService.verify()`` (a full pass over the journal by design), which must
-  report OK before and after the release;
-- ``release_due_s``: ``release_due`` releasing the 10% due, and ``released_per_s``;
+- ``verify_ms``: the first ``LedgerService.verify()`` (no checkpoint yet: a full pass over the
+  journal, which writes one); ``verify_incremental_ms``: the next one (nothing new to read);
+- ``release_due_s``: ``release_due_count`` releasing the 10% due (500 payments per
+  transaction), and ``released_per_s``;
+- ``verify_after_release_ms``: the incremental verify reading only the release's entries
+  (``verify_after_release_entries_read``); ``verify_full_after_release_ms``: ``verify(full=True)``.
+  Every verify must report OK;
 - ``cli_version_s``: ``python -m mentorpay.cli --version`` (the CLI's start-up), best of 3.
 
 SQLite runs on a file in a temporary directory (WAL, ``synchronous=FULL``, as ``make_engine``
@@ -140,24 +144,35 @@ def bench(engine: Engine, payments: int) -> dict[str, Any]:
     out["review_queue_ms"] = median_ms(lambda _: mp.ledger.review_queue(100), repeat=5)
 
     t0 = time.perf_counter()
-    report = mp.ledger.verify()
+    report = mp.ledger.verify()  # no checkpoint yet: a full pass, which writes one
     out["verify_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     if not report.ok:
         raise AssertionError(f"seeded ledger does not verify: {report.problems[:5]}")
+    t0 = time.perf_counter()
+    again = mp.ledger.verify()
+    out["verify_incremental_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    if not (again.ok and again.incremental):
+        raise AssertionError(f"incremental verify failed: {again.problems[:5]}")
     print(f"  release_due of {plan.due} payments ...", file=sys.stderr)
     t0 = time.perf_counter()
-    released = mp.ledger.release_due(plan.end)
+    released = mp.ledger.release_due_count(plan.end)
     elapsed = time.perf_counter() - t0
-    if len(released) != plan.due:
-        raise AssertionError(f"released {len(released)}, expected {plan.due}")
+    if released != plan.due:
+        raise AssertionError(f"released {released}, expected {plan.due}")
     out["release_due_payments"] = plan.due
     out["release_due_s"] = round(elapsed, 2)
     out["released_per_s"] = round(plan.due / elapsed) if elapsed else None
     t0 = time.perf_counter()
     after = mp.ledger.verify()
     out["verify_after_release_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    out["verify_after_release_entries_read"] = after.entries_read
     if not after.ok:
         raise AssertionError(f"ledger does not verify after release: {after.problems[:5]}")
+    t0 = time.perf_counter()
+    full = mp.ledger.verify(full=True)
+    out["verify_full_after_release_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    if not full.ok:
+        raise AssertionError(f"full verify fails after release: {full.problems[:5]}")
     return out
 
 

@@ -8,13 +8,8 @@ from sqlalchemy import Engine
 
 from mentorpay.commission import CommissionPolicy
 from mentorpay.ledger import LedgerService
-from mentorpay.ledger.queries import (
-    disputes_opened_between,
-    intent_for_charge,
-    locked_payment,
-    paid_by,
-    posted_dispute_phases,
-)
+from mentorpay.ledger.queries import intent_for_charge, locked_payment, paid_by
+from mentorpay.ledger.reports import disputes_opened_between, posted_dispute_phases
 from mentorpay.money import Money
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -84,6 +84,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.accounts.onboard("m3", refresh_url="https://a.test/r", return_url="https://a.test/ok")
     mp.bookings.cancel("3", by="mentor")  # unpaid: a cancellation row, nothing refunded
     mp.reconcile(NOW - timedelta(days=1), NOW + timedelta(days=1))  # a reconcile run row
+    assert mp.ledger.verify().ok  # a clean verify writes the ledger checkpoint
     return mp, tmp_path / "stamps.db"
 
 

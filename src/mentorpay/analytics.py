@@ -29,7 +29,7 @@ from mentorpay._clock import utcnow
 from mentorpay.checkout.sessions import funnel_query as sessions_funnel_query
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
-from mentorpay.ledger.queries import period_totals_query
+from mentorpay.ledger.reports import period_totals_query
 from mentorpay.money import Money
 from mentorpay.outbox import pending_count_query
 from mentorpay.webhooks._inbox import stale_count_query

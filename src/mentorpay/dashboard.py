@@ -31,13 +31,12 @@ from mentorpay.accounts import AccountService, AccountStatus
 from mentorpay.db import read_connection
 from mentorpay.errors import InvalidRequestError
 from mentorpay.ledger import BalanceView, PaymentRecord
-from mentorpay.ledger.queries import (
-    balances,
+from mentorpay.ledger.queries import balances, review_queue
+from mentorpay.ledger.reports import (
     daily_disputes_query,
     daily_journal_query,
     daily_mentor_query,
     review_count_query,
-    review_queue,
 )
 from mentorpay.ledger.rules import CLEARING, COMMISSION, STRIPE_FEES
 from mentorpay.money import Money

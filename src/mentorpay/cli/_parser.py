@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # argparse's class is generic only to type checkers
 URL_HELP = "database URL (default: $MENTORPAY_DATABASE_URL, else sqlite:///mentorpay.db)"
 JSON_HELP = "print JSON instead of a table"
 SINCE_HELP = "start of the period: ISO date or datetime (UTC if naive)"
+PROGRESS_HELP = "draw a progress bar on stderr even when it is not a terminal"
 UNTIL_HELP = "end of the period: ISO date or datetime (default: now)"
 #: mentorpay.payouts.PAYOUT_STATUSES, mentorpay.webhooks.INBOX_STATUSES and
 #: mentorpay.gateway.REFUND_REASONS, spelled out (see the module docstring).
@@ -84,9 +85,15 @@ def _add_balance(commands: Commands) -> None:
 
 def _add_ledger(commands: Commands) -> None:
     actions = group(commands, "ledger", "ledger tools")
-    command(
+    verify = command(
         actions, "verify", "recompute every balance from the journal", "ledger:cmd_ledger_verify"
     )
+    verify.add_argument(
+        "--full",
+        action="store_true",
+        help="read the whole journal, not only the entries since the last clean check",
+    )
+    verify.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
 
 
 def _add_events(commands: Commands) -> None:
@@ -298,6 +305,7 @@ def _add_release_due(commands: Commands) -> None:
         "ledger:cmd_release_due",
     )
     due.add_argument("--now", help="ISO datetime to use instead of the current time")
+    due.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
 
 
 def _add_stats(commands: Commands) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from mentorpay._text_tables import BALANCE_HEADERS, balance_rows, table
 from mentorpay.cli._context import engine, facade, parse_when
@@ -36,14 +38,23 @@ def cmd_balance(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_ledger_verify(args: argparse.Namespace, out: Output) -> int:
-    """Recompute balances from the journal; exit 2 when anything disagrees."""
+    """Check balances against the journal (incremental, or all of it with --full); exit 2
+    when anything disagrees."""
     db = engine(args)
     try:
-        report = LedgerService(db).verify()
+        report = LedgerService(db).verify(full=args.full, progress=_progress(args, out))
     finally:
         db.dispose()
     if report.ok:
-        out.line(f"ledger OK: {report.transactions} transactions, {report.balances} balances agree")
+        scope = (
+            f" (incremental: {report.entries_read} new entries read; --full rereads them all)"
+            if report.incremental
+            else ""
+        )
+        out.line(
+            f"ledger OK{scope}: {report.transactions} transactions,"
+            f" {report.balances} balances agree"
+        )
         return EXIT_OK
     out.line(f"ledger has {len(report.problems)} problem(s):")
     for problem in report.problems:
@@ -56,8 +67,30 @@ def cmd_release_due(args: argparse.Namespace, out: Output) -> int:
     mp = facade(args)
     try:
         now = parse_when(args.now) if args.now else None
-        released = mp.ledger.release_due(now, progress=out.progress)
+        released = mp.ledger.release_due_count(now, progress=_progress(args, out))
     finally:
         mp.engine.dispose()
-    out.line(f"released {len(released)} payment(s)")
+    out.line(f"released {released} payment(s)")
     return EXIT_OK
+
+
+def _progress(args: argparse.Namespace, out: Output) -> Callable[[int, int, str], None]:
+    """The command's bar: on a terminal always (``Output.progress``), elsewhere only with
+    ``--progress`` (stderr, so stdout stays parseable)."""
+    if not args.progress or out.err.isatty():
+        return out.progress
+    bars: dict[str, Any] = {}
+
+    def forced(done: int, total: int, label: str) -> None:
+        bar = bars.get(label)
+        if bar is None:
+            from tqdm import tqdm  # noqa: PLC0415  (kept off the CLI's start-up path)
+
+            bar = bars[label] = tqdm(total=total, desc=label, file=out.err, mininterval=0.5)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del bars[label]
+
+    return forced

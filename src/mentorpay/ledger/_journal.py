@@ -5,7 +5,6 @@ transactions, entries, balances and disputes tables; never commits."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +22,9 @@ from mentorpay.ledger.views import Posting
 from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import payments_table as _payments
 from mentorpay.money import Money
+
+#: Balance account -> its column's position in ``_BALANCE_COLUMNS``.
+_BALANCE_INDEX = {account: _BALANCE_COLUMNS.index(c) for account, c in BALANCE_ACCOUNTS.items()}
 
 
 class Journal:
@@ -59,12 +61,41 @@ class Journal:
         ``apply_balances=False`` is for callers that already moved the materialized balance
         with a conditional update (payout reservation). Never commits.
         """
+        sql = self._sql_for(conn)
+        return self._append(
+            conn,
+            sql.bind_time(self._clock()),
+            business_key=business_key,
+            kind=kind,
+            currency=currency,
+            legs=legs,
+            mentor_id=mentor_id,
+            payment_intent_id=payment_intent_id,
+            payout_request_id=payout_request_id,
+            apply_balances=apply_balances,
+        )
+
+    def _append(
+        self,
+        conn: Connection,
+        stamp: Any,
+        *,
+        business_key: str,
+        kind: str,
+        currency: str,
+        legs: Sequence[Leg],
+        mentor_id: str | None = None,
+        payment_intent_id: str | None = None,
+        payout_request_id: int | None = None,
+        apply_balances: bool = True,
+    ) -> Posting:
+        """:meth:`post` stamped with an already bound ``stamp`` (a posting that stamped its
+        other rows with it binds the clock once)."""
         if sum(amount for _, _, amount in legs) != 0:
             raise InvalidAmountError(
                 "a journal transaction must balance", business_key=business_key, kind=kind
             )
         sql = self._sql_for(conn)
-        stamp = sql.bind_time(self._clock())
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING without it.
         claimed = driver_execute(
             conn,
@@ -87,17 +118,20 @@ class Journal:
     def _apply_balances(
         self, conn: Connection, currency: str, legs: Sequence[Leg], stamp: Any
     ) -> None:
-        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # Mentor id -> the deltas in _BALANCE_COLUMNS order (one upsert per mentor).
+        deltas: dict[str, list[int]] = {}
         for account, owner, amount in legs:
-            column = BALANCE_ACCOUNTS.get(account)
-            if column is not None and amount != 0:
+            index = _BALANCE_INDEX.get(account)
+            if index is not None and amount != 0:
                 if owner is None:
                     raise InvalidAmountError(f"mentor account {account} needs a mentor id")
-                deltas[owner][column] += amount
+                row = deltas.get(owner)
+                if row is None:
+                    row = deltas[owner] = [0] * len(_BALANCE_COLUMNS)
+                row[index] += amount
         upsert = self._sql_for(conn).upsert_balance
-        for owner, cols in deltas.items():
-            deltas_in_order = [cols.get(c, 0) for c in _BALANCE_COLUMNS]
-            driver_execute(conn, upsert, (owner, currency, *deltas_in_order, stamp))
+        for owner, row in deltas.items():
+            driver_execute(conn, upsert, (owner, currency, *row, stamp))
 
     def _lock(self, conn: Connection, payment_intent_id: str) -> PaymentState:
         """The payment's state, its row locked until the transaction ends."""

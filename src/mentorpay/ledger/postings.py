@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
@@ -17,7 +16,7 @@ from mentorpay.db import driver_execute
 from mentorpay.errors import ConflictError, InsufficientBalanceError, InvalidAmountError
 from mentorpay.ledger import queries, rules
 from mentorpay.ledger._journal import Journal
-from mentorpay.ledger._sql import _PAYMENT_COLUMNS, SELECT_BALANCE
+from mentorpay.ledger._sql import SELECT_BALANCE
 from mentorpay.ledger.views import PaymentOutcome, PaymentRecord, Posting, balance_view
 from mentorpay.ledger.views import payment_record as _record
 from mentorpay.models import balances_table as _balances
@@ -47,43 +46,21 @@ def record_payment(
     capture, once; an existing payment is returned as it is."""
     now = j._clock()
     pi = payment_intent_id
-    values: dict[str, Any] = {
-        "payment_intent_id": pi,
-        "checkout_session_id": checkout_session_id,
-        "charge_id": charge_id,
-        "destination": destination,
-        "booking_id": booking_id,
-        "mentor_id": mentor_id,
-        "mentee_id": mentee_id,
-        "currency": split.gross.currency,
-        "status": "succeeded" if review_reason is None else "needs_review",
-        "amount": split.gross.amount,
-        "platform_fee": split.platform_fee.amount,
-        "mentor_payout": split.mentor_payout.amount,
-        "rate_bps": split.rate_bps,
-        "rounding": split.rounding,
-        "amount_reversed": 0,
-        "fee_reversed": 0,
-        "payout_reversed": 0,
-        "amount_refunded": 0,
-        "payout_held": 0,
-        "amount_disputed": 0,
-        "review_reason": review_reason,
-        "release_due_at": None if destination or review_reason else release_due_at,
-        "released_at": now if destination else None,
-        "created_at": now,
-        "updated_at": now,
-    }
     sql = j._sql_for(c)
     stamp = sql.bind_time(now)
-    row: list[Any] = [values[name] for name in _PAYMENT_COLUMNS]
-    for column in ("release_due_at", "released_at"):
-        index = _PAYMENT_COLUMNS.index(column)
-        row[index] = sql.bind_time(row[index])
-    row[-2:] = [stamp, stamp]
-    key = f"payment:{pi}"
     gross = split.gross
     cur, fee, payout = gross.currency, split.platform_fee.amount, split.mentor_payout.amount
+    status = "succeeded" if review_reason is None else "needs_review"
+    due = None if destination or review_reason else release_due_at
+    # The row in _PAYMENT_COLUMNS order, built directly (this runs once per webhook).
+    row = (
+        *(pi, checkout_session_id, charge_id, destination, booking_id, mentor_id, mentee_id),
+        *(cur, status, gross.amount, fee, payout, split.rate_bps, split.rounding),
+        *(0, 0, 0, 0, 0, 0, review_reason),
+        *(None if due is None else sql.bind_time(due), stamp if destination else None),
+        *(stamp, stamp),
+    )
+    key = f"payment:{pi}"
     new_id: int | None
     if sql.record_payment_cte is not None and destination is None and not review_reason:
         found = driver_execute(
@@ -102,8 +79,9 @@ def record_payment(
         new_id = int(inserted[0][0]) if inserted else None
         if new_id is not None:
             in_review, to_connect = review_reason is not None, bool(destination)
-            j.post(
+            j._append(
                 c,
+                stamp,
                 business_key=key,
                 kind="payment",
                 currency=cur,
@@ -122,7 +100,7 @@ def record_payment(
         booking_id=booking_id,
         mentor_id=mentor_id,
         mentee_id=mentee_id,
-        status=str(values["status"]),
+        status=status,
         gross=gross,
         platform_fee=split.platform_fee,
         mentor_payout=split.mentor_payout,
@@ -185,6 +163,25 @@ def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Postin
     if plan is None:
         return Posting(key, created=False)
     return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
+
+
+def release_due_batch(
+    j: Journal, c: Connection, cutoff: datetime, after_id: int, limit: int
+) -> tuple[int, int, list[Posting]]:
+    """Release the next ``limit`` payments due at ``cutoff`` after ``after_id`` in this one
+    transaction: (the last payment id seen, how many were seen, the postings created)."""
+    states = queries.lock_due(c, cutoff, after_id, limit)
+    created: list[Posting] = []
+    for s in states:
+        key = f"release:{s.payment_intent_id}"
+        now = j._clock()
+        plan = rules.release(s, now)
+        if plan is None:
+            continue
+        posting = j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
+        if posting.created:
+            created.append(posting)
+    return (states[-1].id if states else after_id), len(states), created
 
 
 def release_booking(j: Journal, c: Connection, booking_id: str) -> list[Posting]:

@@ -1,23 +1,19 @@
 """``LedgerService``, the ledger's public facade: each method runs one posting of
 :mod:`mentorpay.ledger.postings` (in the caller's transaction, or its own retried one) or one
-read of :mod:`mentorpay.ledger.queries`."""
+read of :mod:`mentorpay.ledger.queries` (releases: :mod:`mentorpay.ledger.releases`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from mentorpay._clock import utcnow
 from mentorpay.commission import CommissionPolicy
-from mentorpay.db import DEFAULT_RETRIES, run_in_transaction
-from mentorpay.errors import InvalidAmountError, InvalidRequestError
-from mentorpay.ledger import postings, queries, rules
-from mentorpay.ledger._journal import Journal
+from mentorpay.errors import InvalidAmountError
+from mentorpay.ledger import postings, rules
 from mentorpay.ledger.queries import LedgerQueries
+from mentorpay.ledger.releases import Releases
 from mentorpay.ledger.rules import PayoutOutcome
 from mentorpay.ledger.views import PaymentOutcome, Posting
 from mentorpay.money import Money
@@ -26,39 +22,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class LedgerService(LedgerQueries, Journal):
+class LedgerService(LedgerQueries, Releases):
     """Postings and queries over mentorpay's journal. See the package docstring for the rules.
 
     Posting methods take an optional ``conn``: given one, they run inside the caller's
     transaction and never commit; without one, in their own, retried on serialization failures.
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        Journal.__init__(self, clock)
-        self._engine = engine
-        self._retries = retries
-
-    def _run_posting(
-        self,
-        conn: Connection | None,
-        posting: Callable[Concatenate[Journal, Connection, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """Run one posting in ``conn``'s transaction, or in its own (retried)."""
-        if conn is not None:
-            return posting(self, conn, *args, **kwargs)
-        return run_in_transaction(
-            self._engine,
-            lambda c: posting(self, c, *args, **kwargs),
-            retries=self._retries,
-        )
 
     # -- payments -----------------------------------------------------------------------------
 
@@ -115,48 +84,6 @@ class LedgerService(LedgerQueries, Journal):
             destination=None if in_review else destination,
             review_reason=review_reason,
         )
-
-    def set_release_due(
-        self, payment_intent_id: str, due_at: datetime, *, conn: Connection | None = None
-    ) -> None:
-        """Schedule automatic release (``release_due``) for a payment."""
-        self._run_posting(conn, postings.set_release_due, payment_intent_id, due_at)
-
-    def release_payment(self, payment_intent_id: str, *, conn: Connection | None = None) -> Posting:
-        """Move one payment's remaining mentor share from pending to available, once."""
-        return self._run_posting(conn, postings.release_payment, payment_intent_id)
-
-    def release(self, booking_id: str, *, conn: Connection | None = None) -> list[Posting]:
-        """The booking's session took place: release all of its payments (one transaction)."""
-        return self._run_posting(conn, postings.release_booking, booking_id)
-
-    def release_due(
-        self,
-        now: datetime | None = None,
-        *,
-        batch: int = 500,
-        progress: Callable[[int, int, str], None] | None = None,
-    ) -> list[Posting]:
-        """Release every payment whose hold period has elapsed, one transaction per payment.
-
-        ``progress(done, total, "releasing")`` is called after each payment (the total is
-        counted once at the start, only when ``progress`` is given)."""
-        cutoff = now or self._clock()
-        if cutoff.tzinfo is None:
-            raise InvalidRequestError("release_due needs an aware datetime (tzinfo=UTC)")
-        total = done = 0
-        if progress is not None:
-            total = queries.count_due(self._engine, cutoff)
-        released: list[Posting] = []
-        for intents in queries.due_batches(self._engine, cutoff, batch):
-            for pi in intents:
-                posting = self.release_payment(pi)
-                if posting.created:
-                    released.append(posting)
-                if progress is not None:
-                    done += 1
-                    progress(done, max(total, done), "releasing")
-        return released
 
     # -- payments parked for review ------------------------------------------------------------
 

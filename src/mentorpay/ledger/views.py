@@ -105,12 +105,17 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """Result of recomputing every balance from the journal."""
+    """Result of recomputing every balance from the journal.
+
+    ``incremental``: the pass started from a checkpoint and read only the ``entries_read``
+    entries after it (a full pass reads them all)."""
 
     ok: bool
     problems: list[str]
     transactions: int
     balances: int
+    incremental: bool = False
+    entries_read: int = 0
 
 
 @dataclass(frozen=True, slots=True)

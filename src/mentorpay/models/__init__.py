@@ -20,6 +20,7 @@ from mentorpay.models.inbox import (
 )
 from mentorpay.models.ledger import (
     Dispute,
+    LedgerCheckpoint,
     LedgerEntry,
     LedgerTransaction,
     MentorBalance,
@@ -27,6 +28,7 @@ from mentorpay.models.ledger import (
     balances_table,
     disputes_table,
     entries_table,
+    ledger_checkpoints_table,
     payments_table,
     transactions_table,
 )
@@ -51,6 +53,7 @@ __all__ = [
     "CheckoutSession",
     "Dispute",
     "Id",
+    "LedgerCheckpoint",
     "LedgerEntry",
     "LedgerTransaction",
     "MentorAccount",
@@ -68,6 +71,7 @@ __all__ = [
     "checkout_sessions_table",
     "disputes_table",
     "entries_table",
+    "ledger_checkpoints_table",
     "mentor_accounts_table",
     "metadata",
     "outbox_table",

@@ -22,6 +22,7 @@ from mentorpay.models._base import Base, Id, UTCDateTime
 
 __all__ = [
     "Dispute",
+    "LedgerCheckpoint",
     "LedgerEntry",
     "LedgerTransaction",
     "MentorBalance",
@@ -29,6 +30,7 @@ __all__ = [
     "balances_table",
     "disputes_table",
     "entries_table",
+    "ledger_checkpoints_table",
     "payments_table",
     "transactions_table",
 ]
@@ -198,8 +200,30 @@ class Dispute(Base):
     __table_args__ = (Index("ix_mentorpay_disputes_created_at", "created_at"),)
 
 
+class LedgerCheckpoint(Base):
+    """The journal's sums per account, mentor and currency up to an entry id, written by
+    ``verify()`` after a clean pass so the next one reads only newer entries.
+
+    ``mentor_id`` is ``""`` for the platform's accounts; one header row (``account = ""``)
+    carries the horizon even when the journal is empty. Every row of one checkpoint has the
+    same ``upto_entry_id``, ``upto_transaction_id`` and ``transactions`` (transactions up to
+    that id)."""
+
+    __tablename__ = "mentorpay_ledger_checkpoints"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mentor_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
+    upto_entry_id: Mapped[int] = mapped_column(BigInteger)
+    upto_transaction_id: Mapped[int] = mapped_column(BigInteger)
+    transactions: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 payments_table = cast(Table, Payment.__table__)
 balances_table = cast(Table, MentorBalance.__table__)
 transactions_table = cast(Table, LedgerTransaction.__table__)
 entries_table = cast(Table, LedgerEntry.__table__)
 disputes_table = cast(Table, Dispute.__table__)
+ledger_checkpoints_table = cast(Table, LedgerCheckpoint.__table__)

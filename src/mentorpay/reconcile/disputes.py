@@ -13,7 +13,7 @@ from mentorpay.gateway import (
     GatewayPaymentIntent,
     is_missing_resource,
 )
-from mentorpay.ledger.queries import (
+from mentorpay.ledger.reports import (
     DisputePhase,
     disputes_opened_between,
     payments_by_intent,

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
 from mentorpay.gateway import GatewayBalanceTransaction, is_missing_resource
-from mentorpay.ledger.queries import payments_by_intent, payments_created, recorded_stripe_fees
+from mentorpay.ledger.queries import recorded_stripe_fees
+from mentorpay.ledger.reports import payments_by_intent, payments_created
 from mentorpay.money import Money
 from mentorpay.reconcile._common import Scope, money
 from mentorpay.reconcile.report import Discrepancy, KindReport

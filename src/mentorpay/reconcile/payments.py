@@ -8,7 +8,7 @@ from typing import Final
 from mentorpay.db import read_connection
 from mentorpay.errors import GatewayError
 from mentorpay.gateway import GatewayPaymentIntent, is_missing_resource
-from mentorpay.ledger.queries import payments_by_intent, payments_created
+from mentorpay.ledger.reports import payments_by_intent, payments_created
 from mentorpay.money import Money
 from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile.report import Discrepancy, KindReport

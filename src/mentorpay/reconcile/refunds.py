@@ -14,7 +14,7 @@ from mentorpay.gateway import (
     PaymentGateway,
     is_missing_resource,
 )
-from mentorpay.ledger.queries import payments_by_intent, payments_refunded
+from mentorpay.ledger.reports import payments_by_intent, payments_refunded
 from mentorpay.reconcile._common import Found, Scope, money
 from mentorpay.reconcile.report import Discrepancy, KindReport
 

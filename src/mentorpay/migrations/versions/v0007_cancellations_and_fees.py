@@ -1,7 +1,7 @@
 """cancellations; fee kept on payments
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 19:10:00.000000
 
 Adds ``mentorpay_cancellations`` (one row per cancelled booking: who, when, what the policy

@@ -1,7 +1,7 @@
 """reconciliation runs, and disputes by creation time
 
-Revision ID: 0010
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 19:00:00.000000
 
 The operator dashboard shows the last reconciliation (``mentorpay_reconcile_runs``, one row per
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
