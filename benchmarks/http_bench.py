@@ -318,10 +318,15 @@ def bench_database(url: str, n: int, clients: int, pooler: str | None) -> dict[s
         fast_ack = measure(port, n, clients, f"fa{tag}", bare=False, ingest_url=url, first=first)
     with server("benchmarks.http_bench:bare_app", {}, factory=False) as port:
         bare = measure(port, n, clients, f"bare{tag}", bare=True)
+    with server("benchmarks.http_framework:create_app", {}, factory=True) as port:
+        framework = measure(port, n, clients, f"fw{tag}", bare=True)
     return {
         "example": example,
         "fast_ack": fast_ack,
         "bare": bare,
+        "framework": framework,
+        "fresh_framework_vs_bare": round(framework["fresh_per_s"] / bare["fresh_per_s"], 3),
+        "fresh_example_vs_framework": round(example["fresh_per_s"] / framework["fresh_per_s"], 3),
         "fresh_example_vs_bare": round(example["fresh_per_s"] / bare["fresh_per_s"], 3),
         "duplicate_example_vs_bare": round(example["duplicate_per_s"] / bare["duplicate_per_s"], 3),
         "fresh_fast_ack_vs_bare": round(fast_ack["fresh_per_s"] / bare["fresh_per_s"], 3),
