@@ -14,8 +14,9 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, Unpack, cast
 
+from mentorpay.gateway._check import check_request
 from mentorpay.gateway._reads import Resource
 from mentorpay.stripe_objects import GatewayAccount
 
@@ -34,6 +35,19 @@ __all__ = [
 #: The account link types mentorpay asks for (Express accounts take only onboarding links).
 LinkType = Literal["account_onboarding"]
 LINK_TYPES: Final[frozenset[str]] = frozenset({"account_onboarding"})
+
+
+class _AccountLinkKeys(TypedDict):
+    refresh_url: str
+    return_url: str
+    idempotency_key: str
+
+
+class AccountLinkRequest(_AccountLinkKeys, total=False):
+    """:meth:`PaymentGateway.create_account_link`'s keyword arguments (implementations take them
+    as ``**request``, as the other POST methods do)."""
+
+    link_type: LinkType
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +97,16 @@ class StripeAccountCalls:
         return GatewayAccount.from_dict(_plain(obj))
 
     def create_account_link(
-        self,
-        account_id: str,
-        *,
-        refresh_url: str,
-        return_url: str,
-        idempotency_key: str,
-        link_type: LinkType = "account_onboarding",
+        self, account_id: str, **request: Unpack[AccountLinkRequest]
     ) -> ConnectLink:
         """A fresh onboarding link for ``account_id`` (single-use, expires within minutes)."""
+        check_request("create_account_link", request, AccountLinkRequest)
+        idempotency_key = request["idempotency_key"]
         body = {
             "account": account_id,
-            "refresh_url": refresh_url,
-            "return_url": return_url,
-            "type": link_type,
+            "refresh_url": request["refresh_url"],
+            "return_url": request["return_url"],
+            "type": request.get("link_type", "account_onboarding"),
         }
         params = cast("AccountLinkCreateParams", body)
         send = functools.partial(self._client.v1.account_links.create, params)

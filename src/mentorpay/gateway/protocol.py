@@ -12,7 +12,7 @@ raised (see :mod:`mentorpay.gateway.errors`).
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Final, Literal, Protocol, TypedDict, runtime_checkable
 
 from mentorpay.gateway._accounts import ConnectLink, LinkType
 from mentorpay.money import Money
@@ -221,8 +221,8 @@ class PaymentGateway(Protocol):
 
 # -- the keyword arguments of the POST methods, for implementations -----------------------------
 # StripeGateway and FakeGateway take these as ``**request: Unpack[...]`` instead of spelling the
-# protocol's signatures out again; :func:`check_request` refuses at run time what Python would
-# refuse for the explicit signature (a missing or unknown keyword).
+# protocol's signatures out again; ``gateway._check.check_request`` refuses at run time what
+# Python would refuse for the explicit signature (a missing or unknown keyword).
 
 
 class _RefundKeys(TypedDict):
@@ -263,14 +263,3 @@ class ReversalRequest(_ReversalKeys, total=False):
 
     amount: Money | None
     metadata: Mapping[str, str] | None
-
-
-def check_request(method: str, request: Mapping[str, Any], shape: Any) -> None:
-    """Raise the TypeError Python raises for a missing or unknown keyword argument."""
-    required: frozenset[str] = shape.__required_keys__
-    missing = sorted(required - request.keys())
-    if missing:
-        raise TypeError(f"{method}() missing required keyword-only argument: {missing[0]!r}")
-    unknown = sorted(request.keys() - required - shape.__optional_keys__)
-    if unknown:
-        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")

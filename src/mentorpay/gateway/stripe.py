@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from mentorpay.errors import ConfigurationError, GatewayError, InvalidRequestError
 from mentorpay.gateway._accounts import StripeAccountCalls
+from mentorpay.gateway._check import check_request
 from mentorpay.gateway._reads import GatewayReads, Resource
 from mentorpay.gateway.errors import _map_stripe_error
 from mentorpay.gateway.protocol import (
@@ -27,7 +28,6 @@ from mentorpay.gateway.protocol import (
     RefundRequest,
     ReversalRequest,
     TransferRequest,
-    check_request,
 )
 from mentorpay.stripe_objects import (
     GatewayCheckoutSession,

@@ -55,47 +55,22 @@ class Journal:
         payment_intent_id: str | None = None,
         payout_request_id: int | None = None,
         apply_balances: bool = True,
+        stamp: Any = None,
     ) -> Posting:
         """Append one balanced journal transaction unless its business key already exists.
 
         ``apply_balances=False`` is for callers that already moved the materialized balance
-        with a conditional update (payout reservation). Never commits.
+        with a conditional update (payout reservation). ``stamp``: the clock already bound
+        (a posting that stamped its other rows with it binds the clock once). Never commits.
         """
-        sql = self._sql_for(conn)
-        return self._append(
-            conn,
-            sql.bind_time(self._clock()),
-            business_key=business_key,
-            kind=kind,
-            currency=currency,
-            legs=legs,
-            mentor_id=mentor_id,
-            payment_intent_id=payment_intent_id,
-            payout_request_id=payout_request_id,
-            apply_balances=apply_balances,
-        )
 
-    def _append(
-        self,
-        conn: Connection,
-        stamp: Any,
-        *,
-        business_key: str,
-        kind: str,
-        currency: str,
-        legs: Sequence[Leg],
-        mentor_id: str | None = None,
-        payment_intent_id: str | None = None,
-        payout_request_id: int | None = None,
-        apply_balances: bool = True,
-    ) -> Posting:
-        """:meth:`post` stamped with an already bound ``stamp`` (a posting that stamped its
-        other rows with it binds the clock once)."""
         if sum(amount for _, _, amount in legs) != 0:
             raise InvalidAmountError(
                 "a journal transaction must balance", business_key=business_key, kind=kind
             )
         sql = self._sql_for(conn)
+        if stamp is None:
+            stamp = sql.bind_time(self._clock())
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING without it.
         claimed = driver_execute(
             conn,

@@ -79,9 +79,9 @@ def record_payment(
         new_id = int(inserted[0][0]) if inserted else None
         if new_id is not None:
             in_review, to_connect = review_reason is not None, bool(destination)
-            j._append(
+            j.post(
                 c,
-                stamp,
+                stamp=stamp,
                 business_key=key,
                 kind="payment",
                 currency=cur,

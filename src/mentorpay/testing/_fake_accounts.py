@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
-from mentorpay.gateway._accounts import ACCOUNTS, ConnectLink, LinkType
+from mentorpay.gateway._accounts import ACCOUNTS, AccountLinkRequest, ConnectLink
+from mentorpay.gateway._check import check_request
 from mentorpay.stripe_objects import GatewayAccount
 from mentorpay.testing._fake_stripe import FakeStripe, _invalid, _new_id
 
@@ -129,20 +130,16 @@ class FakeAccountCalls:
         return result
 
     def create_account_link(
-        self,
-        account_id: str,
-        *,
-        refresh_url: str,
-        return_url: str,
-        idempotency_key: str,
-        link_type: LinkType = "account_onboarding",
+        self, account_id: str, **request: Unpack[AccountLinkRequest]
     ) -> ConnectLink:
         """An onboarding link; its URL follows :attr:`account_link_template`."""
+        check_request("create_account_link", request, AccountLinkRequest)
+        idempotency_key = request["idempotency_key"]
         args = {
             "account_id": account_id,
-            "refresh_url": refresh_url,
-            "return_url": return_url,
-            "link_type": link_type,
+            "refresh_url": request["refresh_url"],
+            "return_url": request["return_url"],
+            "link_type": request.get("link_type", "account_onboarding"),
         }
 
         def act() -> ConnectLink:

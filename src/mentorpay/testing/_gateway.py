@@ -36,13 +36,13 @@ from typing import Any, TypeVar, Unpack
 from mentorpay import stripe_objects as objects
 from mentorpay._clock import utcnow
 from mentorpay.errors import GatewayError, IdempotencyConflictError
+from mentorpay.gateway._check import check_request
 from mentorpay.gateway._reads import GatewayReads, Resource
 from mentorpay.gateway.protocol import (
     CheckoutSessionParams,
     RefundRequest,
     ReversalRequest,
     TransferRequest,
-    check_request,
 )
 from mentorpay.money import Money
 from mentorpay.testing import _fake_methods as _methods
