@@ -63,7 +63,6 @@ class Journal:
         with a conditional update (payout reservation). ``stamp``: the clock already bound
         (a posting that stamped its other rows with it binds the clock once). Never commits.
         """
-
         if sum(amount for _, _, amount in legs) != 0:
             raise InvalidAmountError(
                 "a journal transaction must balance", business_key=business_key, kind=kind
