@@ -102,6 +102,16 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_cli_payments.py",
     ],
     "payouts.rules": ["tests/test_payout_rules.py", "tests/test_payouts.py"],
+    "cancellation": [
+        "tests/test_mutation_marketplace.py",
+        "tests/test_cancellation_policy.py",
+        "tests/test_cancellations.py",
+    ],
+    "accounts.rules": [
+        "tests/test_mutation_marketplace.py",
+        "tests/test_accounts.py",
+        "tests/test_accounts_gateway.py",
+    ],
 }
 DEFAULT_MODULES = list(MODULE_TESTS)
 TEST_OVERRIDE: list[str] = []  # --tests
