@@ -151,7 +151,7 @@ def test_parsed_accounts_and_stored_statuses_cannot_be_changed() -> None:
 
 
 def test_an_update_of_the_other_mode_is_refused_and_named() -> None:
-    """Kills the livemode reason's and _mode's `return None`: a live event never moves a test."""
+    """Kills the livemode reason's and _mode's `return None`: other-mode updates are refused."""
     assert _refusal(account="acct_1", created=10, stored_created=None, live=True) == (
         "livemode=true event for a test account"
     )
