@@ -9,64 +9,29 @@ where missing unless ``MENTORPAY_REQUIRE_BROWSER=1``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from mentorpay.db import make_engine
 from mentorpay.ledger import LedgerService
 from mentorpay.models import mentor_accounts_table, payouts_table
 from tests.test_examples_browser import WAIT_SECONDS, browser
-from tests.test_examples_http import REPO, STARTUP_TIMEOUT, _command, _free_port
+from tests.test_examples_http import example_database_url, serve_example
 
 __all__ = ["browser"]  # the fixture, shared with the checkout click-through
 
 
 @contextmanager
 def serve(kind: str, tmp_path: Path, **extra_env: str) -> Iterator[tuple[str, str]]:
-    """One example in offline mode on a temp SQLite file, with ``extra_env``; yields its base
-    URL and database URL, and stops the server afterwards (as ``serve_example``)."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MENTORPAY_", "FLASK_"))
-    }
-    url = f"sqlite:///{tmp_path / f'{kind}-accounts.db'}"
-    env.update(MENTORPAY_DATABASE_URL=url, MENTORPAY_OFFLINE="1", **extra_env)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / f"{kind}-accounts-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            _command(kind, port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"{kind} example exited early:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(base + "/", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{kind} example did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield base, url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """One example in offline mode with ``extra_env``; yields its base URL and database URL."""
+    name = f"{kind}-accounts"
+    with serve_example(kind, tmp_path, name=name, **extra_env) as base:
+        yield base, example_database_url(kind, tmp_path, name)
 
 
 @pytest.mark.parametrize("kind", ["fastapi", "flask"])

@@ -47,18 +47,28 @@ def _command(kind: str, port: int) -> list[str]:
     return [sys.executable, "-m", *flask, "--host", "127.0.0.1", "--port", str(port)]
 
 
+def example_database_url(kind: str, tmp_path: Path, name: str | None = None) -> str:
+    """The SQLite URL ``serve_example`` gives the example (``name`` defaults to ``kind``)."""
+    return f"sqlite:///{tmp_path / f'{name or kind}.db'}"
+
+
 @contextmanager
-def serve_example(kind: str, tmp_path: Path) -> Iterator[str]:
-    """Run one example ("fastapi" or "flask") in offline mode on a temp SQLite file; yields its
-    base URL and stops the server afterwards."""
+def serve_example(
+    kind: str, tmp_path: Path, *, name: str | None = None, **extra_env: str
+) -> Iterator[str]:
+    """Run one example ("fastapi" or "flask") in offline mode on a temp SQLite file
+    (``example_database_url(kind, tmp_path, name)``), with ``extra_env``; yields its base URL and
+    stops the server afterwards."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MENTORPAY_", "FLASK_"))
     }
-    env["MENTORPAY_DATABASE_URL"] = f"sqlite:///{tmp_path / f'{kind}.db'}"
+    stem = name or kind
+    env["MENTORPAY_DATABASE_URL"] = example_database_url(kind, tmp_path, name)
     env["MENTORPAY_OFFLINE"] = "1"
+    env.update(extra_env)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / f"{kind}-server.log"
+    log_path = tmp_path / f"{stem}-server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             _command(kind, port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
