@@ -78,10 +78,9 @@ def test_fields_read_exist_on_stripes_typed_classes() -> None:
     assert "balance_transactions" in GatewayDispute.model_fields
 
 
-def test_fake_balance_transactions_have_stripes_shape() -> None:
-    """The fake's charges and disputes carry balance transactions with only Stripe's fields."""
-    fake = FakeGateway(clock=lambda: NOW)
-    pi = fake.add_payment_intent(
+def paid_intent(fake: FakeGateway) -> dict[str, Any]:
+    """A succeeded 50.00 GBP payment intent ``pi_1`` at the fake, with its charge."""
+    return fake.add_payment_intent(
         {
             "id": "pi_1",
             "amount": 5000,
@@ -91,6 +90,12 @@ def test_fake_balance_transactions_have_stripes_shape() -> None:
             "created": int(NOW.timestamp()),
         }
     )
+
+
+def test_fake_balance_transactions_have_stripes_shape() -> None:
+    """The fake's charges and disputes carry balance transactions with only Stripe's fields."""
+    fake = FakeGateway(clock=lambda: NOW)
+    pi = paid_intent(fake)
     charge = fake.retrieve_charge(pi["latest_charge"])
     assert charge.balance_transaction_id is not None
     txn = fake.retrieve_balance_transaction(charge.balance_transaction_id)
@@ -188,16 +193,7 @@ def test_reconcile_posts_fees_and_stats_show_net(engine: Engine) -> None:
 def test_reconcile_reports_a_fee_that_differs_from_stripes(engine: Engine) -> None:
     """A fee posted with another amount than Stripe's balance transaction is a mismatch."""
     fake = FakeGateway(clock=lambda: NOW)
-    pi = fake.add_payment_intent(
-        {
-            "id": "pi_1",
-            "amount": 5000,
-            "currency": "gbp",
-            "status": "succeeded",
-            "metadata": {},
-            "created": int(NOW.timestamp()),
-        }
-    )
+    pi = paid_intent(fake)
     charge = fake.retrieve_charge(pi["latest_charge"])
     ledger = LedgerService(engine, clock=lambda: NOW)
     ledger.record_payment(
