@@ -252,8 +252,7 @@ class DashboardService:
             return []
         return [
             {"mentor_id": a.mentor_id, "state": a.state, "reason": attention_reason(a)}
-            for a in self._accounts.list(limit=1000)
-            if a.state != "enabled"
+            for a in self._accounts.list(limit=1000, not_enabled=True)
         ]
 
     def earnings(

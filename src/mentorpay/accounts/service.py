@@ -157,12 +157,14 @@ class AccountService:
             row = storage.by_mentor(conn, mentor_id)
         return AccountStatus.from_row(row) if row is not None else None
 
-    def list(self, *, limit: int = 100) -> list[AccountStatus]:
-        """Every mentor's account, by mentor id (at most ``limit``)."""
+    def list(self, *, limit: int = 100, not_enabled: bool = False) -> list[AccountStatus]:
+        """Every mentor's account, by mentor id (at most ``limit``); with ``not_enabled``, only
+        those that cannot take both charges and payouts yet."""
         if not 1 <= limit <= 1000:
             raise InvalidRequestError("limit must be between 1 and 1000", field="limit")
         with read_connection(self._engine) as conn:
-            return [AccountStatus.from_row(r) for r in storage.list_rows(conn, limit)]
+            rows = storage.list_rows(conn, limit, not_enabled=not_enabled)
+        return [AccountStatus.from_row(r) for r in rows]
 
     def refresh(self, mentor_id: str) -> AccountStatus:
         """Ask Stripe for the account now (a missed ``account.updated``) and store it."""

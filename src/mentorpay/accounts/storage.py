@@ -60,10 +60,17 @@ def by_account(conn: Connection, account_id: str, *, lock: bool = False) -> Row[
     return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def list_rows(conn: Connection, limit: int) -> list[Row[Any]]:
-    """Rows by mentor id, at most ``limit``."""
-    query = select(_accounts).order_by(_accounts.c.mentor_id).limit(limit)
-    return list(conn.execute(query).all())
+def list_rows(conn: Connection, limit: int, *, not_enabled: bool = False) -> list[Row[Any]]:
+    """Rows by mentor id, at most ``limit``; with ``not_enabled``, only accounts that cannot
+    take both charges and payouts yet (``AccountStatus.state`` other than ``enabled``)."""
+    query = select(_accounts)
+    if not_enabled:
+        a = _accounts.c
+        enabled = and_(
+            a.account_id.is_not(None), a.details_submitted, a.charges_enabled, a.payouts_enabled
+        )
+        query = query.where(~enabled)
+    return list(conn.execute(query.order_by(_accounts.c.mentor_id).limit(limit)).all())
 
 
 def set_account(
