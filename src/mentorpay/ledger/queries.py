@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
 from mentorpay._clock import utcnow
-from mentorpay.db import read_connection
+from mentorpay.db import chunked, read_connection
 from mentorpay.errors import InvalidRequestError, PaymentNotFoundError
 from mentorpay.ledger._sql import LOCK_PAYMENT, SELECT_BALANCE
 from mentorpay.ledger.rules import (
@@ -36,9 +36,6 @@ from mentorpay.models import entries_table as _entries
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import transactions_table as _transactions
 from mentorpay.money import Money, normalize_currency
-
-#: How many keys one ``IN`` list carries (well under every driver's parameter limit).
-_CHUNK = 500
 
 
 def balance(engine: Engine, mentor_id: str, currency: str) -> BalanceView:
@@ -224,13 +221,13 @@ def recorded_stripe_fees(
     """The fee posted per balance transaction id (only those posted)."""
     found: dict[str, int] = {}
     keys = [f"stripe_fee:{t}" for t in balance_transaction_ids]
-    for start in range(0, len(keys), _CHUNK):
+    for chunk in chunked(keys):
         rows = conn.execute(
             select(_transactions.c.business_key, func.sum(_entries.c.amount))
             .join(_entries, _entries.c.transaction_id == _transactions.c.id)
             .where(
                 and_(
-                    _transactions.c.business_key.in_(keys[start : start + _CHUNK]),
+                    _transactions.c.business_key.in_(chunk),
                     _entries.c.account == STRIPE_FEES,
                 )
             )

@@ -11,6 +11,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Connection
 
+from mentorpay.db import chunked
 from mentorpay.ledger.rules import (
     AVAILABLE,
     CLEARING,
@@ -23,10 +24,6 @@ from mentorpay.models import disputes_table as _disputes
 from mentorpay.models import entries_table as _entries
 from mentorpay.models import payments_table as _payments
 from mentorpay.models import transactions_table as _transactions
-
-#: How many keys one ``IN`` list carries (well under every driver's parameter limit).
-_CHUNK = 500
-
 
 # -- disputes, for reconciliation -----------------------------------------------------------------
 
@@ -44,8 +41,7 @@ def posted_dispute_phases(
     }
     keys = list(phase_of)
     posted: dict[str, set[DisputePhase]] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for chunk in chunked(keys):
         for key in conn.execute(
             select(_transactions.c.business_key).where(_transactions.c.business_key.in_(chunk))
         ).scalars():
@@ -78,8 +74,7 @@ def disputes_opened_between(
 def payments_by_intent(conn: Connection, intents: Sequence[str]) -> dict[str, Any]:
     """The payment rows of these payment intents, by payment intent id."""
     found: dict[str, Any] = {}
-    for start in range(0, len(intents), _CHUNK):
-        chunk = intents[start : start + _CHUNK]
+    for chunk in chunked(intents):
         for row in conn.execute(select(_payments).where(_payments.c.payment_intent_id.in_(chunk))):
             found[row.payment_intent_id] = row
     return found

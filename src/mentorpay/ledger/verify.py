@@ -37,7 +37,6 @@ _STEPS = 6
 #: How long the horizon's SHARE lock may wait: writers queue behind it meanwhile, so a webhook
 #: stalls at most this long; not granted, the checkpoint simply does not move this time.
 _LOCK_TIMEOUT = "250ms"
-_CHUNK = 500
 
 
 @dataclass
