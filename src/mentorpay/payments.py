@@ -21,17 +21,12 @@ from mentorpay.config import MentorpayConfig
 from mentorpay.errors import BookingNotFoundError, ConflictError, InvalidRequestError
 from mentorpay.events import Effect
 from mentorpay.gateway import PaymentGateway
-from mentorpay.gateway.keys import _key
+from mentorpay.gateway.keys import review_refund_idempotency_key
 from mentorpay.ledger import LedgerService, PaymentRecord
 
 __all__ = ["PaymentReviewService", "ReviewAction", "review_refund_idempotency_key"]
 
 ReviewAction = Literal["credit", "refund"]
-
-
-def review_refund_idempotency_key(payment_intent_id: str) -> str:
-    """The one key under which a reviewed payment is ever refunded in full."""
-    return _key("review", payment_intent_id, "refund")
 
 
 class PaymentReviewService:

@@ -21,6 +21,7 @@ __all__ = [
     "payout_reversal_idempotency_key",
     "payout_transfer_idempotency_key",
     "refund_idempotency_key",
+    "review_refund_idempotency_key",
 ]
 
 # Stripe accepts idempotency keys up to 255 characters; past this length a key is hashed so a
@@ -77,6 +78,11 @@ def refund_idempotency_key(
     if cumulative_target is None:
         raise InvalidRequestError("a refund key needs a cumulative target or a request id")
     return _key("refund", payment_intent_id, "to", str(cumulative_target))
+
+
+def review_refund_idempotency_key(payment_intent_id: str) -> str:
+    """The one key under which a payment parked for review is ever refunded in full."""
+    return _key("review", payment_intent_id, "refund")
 
 
 def payout_transfer_idempotency_key(payout_request_id: int) -> str:
