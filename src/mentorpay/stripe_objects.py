@@ -164,6 +164,9 @@ class CheckoutSessionObject(StripeObject):
     payment_intent: StripeRef = None
     amount_total: Amount | None = None
     currency: str | None = None
+    #: Subscription mode: the subscription and customer Checkout created.
+    subscription: StripeRef = None
+    customer: StripeRef = None
 
 
 class TransferData(BaseModel):
@@ -298,6 +301,9 @@ class GatewayCheckoutSession(GatewayObject):
     currency: LooseCurrency = ""
     expires_at: Timestamp = None
     created: Timestamp = None
+    mode: AsGiven = None
+    subscription_id: LooseRef = Field(default=None, validation_alias="subscription")
+    customer_id: LooseRef = Field(default=None, validation_alias="customer")
     metadata: LooseMetadata = Field(default_factory=dict)
 
 

@@ -23,15 +23,21 @@ from mentorpay.gateway.keys import (
     login_link_idempotency_key,
     payout_reversal_idempotency_key,
     payout_transfer_idempotency_key,
+    plan_cancel_idempotency_key,
+    plan_change_idempotency_key,
+    plan_checkout_idempotency_key,
+    portal_idempotency_key,
     refund_idempotency_key,
 )
 from mentorpay.gateway.protocol import (
     REFUND_REASONS,
     CheckoutSessionParams,
     PaymentGateway,
+    PlanCheckoutParams,
     RefundReason,
 )
 from mentorpay.gateway.stripe import StripeGateway
+from mentorpay.stripe_billing import GatewaySubscription as GatewaySubscription
 from mentorpay.stripe_objects import GatewayAccount as GatewayAccount
 from mentorpay.stripe_objects import GatewayBalanceTransaction as GatewayBalanceTransaction
 from mentorpay.stripe_objects import GatewayCharge as GatewayCharge
@@ -53,9 +59,11 @@ __all__ = [
     "GatewayDispute",
     "GatewayPaymentIntent",
     "GatewayRefund",
+    "GatewaySubscription",
     "GatewayTransfer",
     "GatewayTransferReversal",
     "PaymentGateway",
+    "PlanCheckoutParams",
     "RefundReason",
     "StripeGateway",
     "account_idempotency_key",
@@ -67,5 +75,9 @@ __all__ = [
     "outcome_unknown",
     "payout_reversal_idempotency_key",
     "payout_transfer_idempotency_key",
+    "plan_cancel_idempotency_key",
+    "plan_change_idempotency_key",
+    "plan_checkout_idempotency_key",
+    "portal_idempotency_key",
     "refund_idempotency_key",
 ]

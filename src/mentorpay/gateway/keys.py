@@ -19,6 +19,10 @@ __all__ = [
     "checkout_idempotency_key",
     "login_link_idempotency_key",
     "payout_reversal_idempotency_key",
+    "plan_cancel_idempotency_key",
+    "plan_change_idempotency_key",
+    "plan_checkout_idempotency_key",
+    "portal_idempotency_key",
     "payout_transfer_idempotency_key",
     "refund_idempotency_key",
     "review_refund_idempotency_key",
@@ -114,3 +118,25 @@ def account_link_idempotency_key(account_id: str, issued_at: int) -> str:
 def login_link_idempotency_key(account_id: str, issued_at: int) -> str:
     """Key for one Express dashboard login link of ``account_id`` (see the account link's)."""
     return _key("login-link", account_id, str(issued_at))
+
+
+def plan_checkout_idempotency_key(purchase_id: str, attempt: int) -> str:
+    """Key for the ``attempt``-th Checkout Session of one plan purchase (mentorpay's id)."""
+    return _key("plan-checkout", purchase_id, str(attempt))
+
+
+def plan_cancel_idempotency_key(subscription_id: str, *, at_period_end: bool) -> str:
+    """Key for cancelling a subscription, now or at period end (each asked once)."""
+    return _key("plan-cancel", subscription_id, "period-end" if at_period_end else "now")
+
+
+def plan_change_idempotency_key(subscription_id: str, plan_id: str, change: int) -> str:
+    """Key for the ``change``-th plan change of a subscription, to ``plan_id``."""
+    plan = plan_id if len(plan_id) <= 100 else "sha256-" + _digest(plan_id)
+    return _key("plan-change", subscription_id, str(change), plan)
+
+
+def portal_idempotency_key(customer_id: str, issued_at: int) -> str:
+    """Key for one billing-portal session of a customer, issued at ``issued_at`` (epoch
+    seconds): a double click replays one session instead of opening two."""
+    return _key("portal", customer_id, str(issued_at))

@@ -16,6 +16,7 @@ from typing import Final, Literal, Protocol, TypedDict, runtime_checkable
 
 from mentorpay.gateway._accounts import ConnectLink, LinkType
 from mentorpay.money import Money
+from mentorpay.stripe_billing import GatewaySubscription
 from mentorpay.stripe_objects import (
     GatewayAccount,
     GatewayBalanceTransaction,
@@ -31,6 +32,7 @@ from mentorpay.stripe_objects import (
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
+    "PlanCheckoutParams",
     "PaymentGateway",
     "RefundReason",
     "RefundRequest",
@@ -83,6 +85,56 @@ class CheckoutSessionParams:
         return metadata
 
 
+@dataclass(frozen=True, slots=True)
+class PlanCheckoutParams:
+    """What mentorpay asks Stripe Checkout for to sell a plan: a subscription-mode session
+    (``kind="subscription"``: ``amount`` every ``interval_count`` ``interval``) or a
+    payment-mode one (``kind="package"``), one line item either way.
+
+    ``purchase_id`` is mentorpay's id of this purchase; it and the plan, mentor and mentee go
+    in the metadata of the session and of ``subscription_data`` (subscriptions) or
+    ``payment_intent_data`` (packages), which is how webhooks find the purchase.
+    """
+
+    purchase_id: str
+    plan_id: str
+    kind: Literal["subscription", "package"]
+    mentor_id: str
+    mentee_id: str
+    amount: Money
+    line_item_name: str
+    success_url: str
+    cancel_url: str
+    expires_at: datetime
+    interval: Literal["day", "week", "month", "year"] = "month"
+    interval_count: int = 1
+    #: Sell an existing Stripe Price instead of inline ``price_data``.
+    stripe_price_id: str | None = None
+    #: Reuse the mentee's Stripe customer (from an earlier subscription), so the billing
+    #: portal shows all their plans.
+    customer_id: str | None = None
+    #: Connect destination charges: the mentor's account, and the platform's commission as
+    #: Stripe takes it: ``subscription_data.application_fee_percent`` (a percentage with at
+    #: most two decimals, as a string such as ``"10.00"``) for subscriptions, an exact
+    #: ``payment_intent_data.application_fee_amount`` for packages.
+    destination: str | None = None
+    application_fee_percent: str | None = None
+    application_fee: Money | None = None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Set on the session and on its subscription or payment intent."""
+        metadata = {
+            "plan_purchase_id": self.purchase_id,
+            "plan_id": self.plan_id,
+            "mentor_id": self.mentor_id,
+            "mentee_id": self.mentee_id,
+        }
+        if self.destination is not None:
+            metadata["mentor_account"] = self.destination
+        return metadata
+
+
 @runtime_checkable
 class PaymentGateway(Protocol):
     """The Stripe calls mentorpay makes. ``StripeGateway`` is the real one; ``FakeGateway`` in
@@ -98,6 +150,34 @@ class PaymentGateway(Protocol):
         self, params: CheckoutSessionParams, *, idempotency_key: str
     ) -> GatewayCheckoutSession:
         """Create a payment-mode Checkout Session with one line item for the booking."""
+
+    def create_plan_checkout_session(
+        self, params: PlanCheckoutParams, *, idempotency_key: str
+    ) -> GatewayCheckoutSession:
+        """Create a Checkout Session selling a plan: subscription mode for a monthly plan,
+        payment mode for a package (see :class:`PlanCheckoutParams`)."""
+
+    def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Cancel a subscription now (``DELETE /v1/subscriptions/{id}``), or at the end of
+        the current period (``cancel_at_period_end=true``)."""
+
+    def change_subscription_plan(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        params: PlanCheckoutParams,
+        idempotency_key: str,
+    ) -> GatewaySubscription:
+        """Replace the subscription's one item's price with ``params``' plan from the next
+        period on (no proration) and its metadata with ``params.metadata``."""
+
+    def create_billing_portal_session(
+        self, customer_id: str, *, return_url: str, idempotency_key: str
+    ) -> str:
+        """A Stripe billing-portal session for the customer; returns its URL."""
 
     def expire_checkout_session(
         self, session_id: str, *, idempotency_key: str
