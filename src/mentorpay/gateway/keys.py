@@ -19,11 +19,11 @@ __all__ = [
     "checkout_idempotency_key",
     "login_link_idempotency_key",
     "payout_reversal_idempotency_key",
+    "payout_transfer_idempotency_key",
     "plan_cancel_idempotency_key",
     "plan_change_idempotency_key",
     "plan_checkout_idempotency_key",
     "portal_idempotency_key",
-    "payout_transfer_idempotency_key",
     "refund_idempotency_key",
     "review_refund_idempotency_key",
 ]

@@ -32,8 +32,8 @@ from mentorpay.stripe_objects import (
 __all__ = [
     "REFUND_REASONS",
     "CheckoutSessionParams",
-    "PlanCheckoutParams",
     "PaymentGateway",
+    "PlanCheckoutParams",
     "RefundReason",
     "RefundRequest",
     "ReversalRequest",
