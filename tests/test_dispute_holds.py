@@ -69,6 +69,6 @@ def test_taking_more_than_the_share_overdraws_available() -> None:
         "destination": None,
         "released_at": None,
     }
-    legs, from_held = rules.take_back(PaymentState.from_mapping(state), 80)
+    legs, from_held, _released = rules.take_back(PaymentState.from_mapping(state), 80)
     assert from_held == 0
     assert legs == [("mentor_pending", "m1", -50), (AVAILABLE, "m1", -30)]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from mentorpay.commission import CommissionPolicy
 from mentorpay.errors import ConflictError, CurrencyMismatchError
-from mentorpay.ledger import rules
+from mentorpay.ledger import payout_rules, rules
 from mentorpay.ledger.rules import (
     AVAILABLE,
     CLEARING,
@@ -35,7 +35,7 @@ from mentorpay.ledger.rules import (
     Plan,
 )
 from mentorpay.ledger.state import PaymentState
-from mentorpay.money import Money
+from mentorpay.money import Money, allocate
 
 CUR = "GBP"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -164,6 +164,15 @@ class Sim:
         if plan is not None:
             self.write(plan)
 
+    def share(self, seq: int, credits: int) -> int:
+        """One plan session's share (allocate's ``seq``-th of ``credits``) released."""
+        share = allocate(Money(self.s.mentor_payout, CUR), [1] * credits)[seq % credits]
+        plan = rules.release_share(self.s, share.amount)
+        if plan is None:
+            return 0
+        self.write(plan)
+        return plan.amount
+
     # -- the invariants -------------------------------------------------------------------------
 
     def check(self) -> None:
@@ -179,6 +188,13 @@ class Sim:
         assert s.payout_held == sum(holds) == a[HELD] >= 0
         assert 0 <= s.amount_reversed <= s.amount
         assert 0 <= s.payout_reversed <= s.mentor_payout
+        # A plan period's free share is split between pending and what its sessions released.
+        free = s.mentor_payout - s.payout_reversed - s.payout_held
+        if s.released_at is None and s.destination is None:
+            assert 0 <= s.payout_released <= free
+            assert a[PENDING] == free - s.payout_released
+        else:
+            assert a[PENDING] == 0
 
 
 gross_st = st.integers(1, 200_000)
@@ -192,6 +208,7 @@ event = st.one_of(
     st.tuples(st.just("open"), st.sampled_from(["dp_1", "dp_2", "dp_3"]), st.integers(1, 250_000)),
     st.tuples(st.just("close"), st.sampled_from(["dp_1", "dp_2", "dp_3"]), st.booleans()),
     st.tuples(st.just("release")),
+    st.tuples(st.just("share"), st.integers(0, 7), st.integers(1, 8)),
 )
 
 
@@ -207,6 +224,8 @@ def play(sim: Sim, events: list[tuple[Any, ...]]) -> None:
             sim.open(ev[1], ev[2])
         elif kind == "close":
             sim.close(ev[1], won=ev[2])
+        elif kind == "share":
+            sim.share(ev[1], ev[2])
         else:
             sim.release()
         sim.check()
@@ -356,7 +375,7 @@ def test_review_credit_is_refused_while_disputed_or_fully_refunded() -> None:
 @pytest.mark.parametrize("move", ["reserve", "paid", "returned", "reversed"])
 def test_payout_legs_balance_and_move_one_mentor_between_two_accounts(move: str) -> None:
     """Each payout step is one balanced pair of the mentor's own accounts."""
-    legs = rules.payout_legs("m1", 700, move)  # type: ignore[arg-type]
+    legs = payout_rules.payout_legs("m1", 700, move)  # type: ignore[arg-type]
     assert sum(amount for _, _, amount in legs) == 0
     assert {owner for _, owner, _ in legs} == {"m1"}
     assert [amount for _, _, amount in legs] == [-700, 700]
@@ -413,3 +432,39 @@ def test_refund_change_accepts_a_row_mapping() -> None:
 def test_payment_status_labels(kwargs: dict[str, object], expected: str) -> None:
     """Each status the ledger writes, from the amounts alone."""
     assert rules.payment_status(amount=100, **kwargs) == expected  # type: ignore[arg-type]
+
+
+@given(gross_st, rate_st, st.integers(1, 12), st.sets(st.integers(0, 11)))
+def test_session_shares_and_the_released_remainder_sum_to_the_payout(
+    gross: int, rate: int, credits: int, delivered: set[int]
+) -> None:
+    """A plan period: the delivered sessions' shares plus the remainder released at expiry
+    move exactly the mentor's payout from pending to available."""
+    sim = Sim(state(gross, rate))
+    shares = [sim.share(k, credits) for k in sorted(d for d in delivered if d < credits)]
+    expected = [
+        Fraction(sim.s.mentor_payout, credits) for d in delivered if d < credits
+    ]  # each share is the exact fraction, rounded to a neighbouring unit
+    assert all(abs(got - want) < 1 for got, want in zip(shares, expected, strict=True))
+    sim.release()
+    sim.check()
+    assert sim.accounts[PENDING] == 0
+    assert sim.accounts[AVAILABLE] == sim.s.mentor_payout
+
+
+@given(gross_st, rate_st, st.integers(1, 8), st.integers(0, 8), st.integers(0, 200_000))
+def test_a_refund_after_some_sessions_takes_pending_first_then_available(
+    gross: int, rate: int, credits: int, delivered: int, refund: int
+) -> None:
+    """A refund of a period whose sessions were partly released takes the reversed share from
+    what is still pending first, and only the rest from what the sessions released."""
+    sim = Sim(state(gross, rate))
+    released = sum(sim.share(k, credits) for k in range(min(delivered, credits)))
+    pending_before = sim.accounts[PENDING]
+    refund = min(refund, gross)
+    sim.refund(refund)
+    sim.check()
+    reversed_share = target(sim.s, refund)
+    from_pending = min(pending_before, reversed_share)
+    assert sim.accounts[PENDING] == pending_before - from_pending
+    assert sim.accounts[AVAILABLE] == released - (reversed_share - from_pending)

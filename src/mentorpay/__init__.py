@@ -46,6 +46,7 @@ if _typing.TYPE_CHECKING:
         AccountMismatchError,
         AccountNotReadyError,
         AlreadyPaidError,
+        AlreadySubscribedError,
         BookingNotFoundError,
         BookingNotPayableError,
         CardError,
@@ -64,6 +65,7 @@ if _typing.TYPE_CHECKING:
         InvalidRequestError,
         MentorNotFoundError,
         MentorpayError,
+        NoCreditsError,
         NotAuthorizedError,
         NotBookingOwnerError,
         NotFoundError,
@@ -72,6 +74,7 @@ if _typing.TYPE_CHECKING:
         PaymentPendingError,
         PayoutNotFoundError,
         PayoutStateError,
+        PlanNotFoundError,
         UnknownCurrencyError,
         WebhookPayloadError,
         WebhookProcessingError,
@@ -82,6 +85,15 @@ if _typing.TYPE_CHECKING:
     from mentorpay.ledger import BalanceView, LedgerService, Page, PaymentRecord, VerifyReport
     from mentorpay.money import Money, allocate
     from mentorpay.payouts import PayoutService, PayoutView
+    from mentorpay.plans import (
+        CreditView,
+        PlanCheckoutInfo,
+        PlanInfo,
+        PlanPeriodView,
+        PlanPurchaseView,
+        PlanSource,
+        PlansService,
+    )
     from mentorpay.reconcile import Reconciler, ReconcileReport, ReconcileRun
     from mentorpay.refunds import RefundResult, RefundService
     from mentorpay.webhooks import InboxEvent, WebhookProcessor, WebhookResult, WorkSummary
@@ -93,6 +105,7 @@ __all__ = [
     "AccountService",
     "AccountStatus",
     "AlreadyPaidError",
+    "AlreadySubscribedError",
     "AnalyticsReport",
     "AnalyticsService",
     "BalanceView",
@@ -113,6 +126,7 @@ __all__ = [
     "CommissionResolver",
     "ConfigurationError",
     "ConflictError",
+    "CreditView",
     "CurrencyMismatchError",
     "CurrencySeries",
     "CurrencySummary",
@@ -139,6 +153,7 @@ __all__ = [
     "MentorpayConfig",
     "MentorpayError",
     "Money",
+    "NoCreditsError",
     "NotAuthorizedError",
     "NotBookingOwnerError",
     "NotFoundError",
@@ -153,6 +168,13 @@ __all__ = [
     "PayoutService",
     "PayoutStateError",
     "PayoutView",
+    "PlanCheckoutInfo",
+    "PlanInfo",
+    "PlanNotFoundError",
+    "PlanPeriodView",
+    "PlanPurchaseView",
+    "PlanSource",
+    "PlansService",
     "ReconcileReport",
     "ReconcileRun",
     "Reconciler",
@@ -192,6 +214,7 @@ _SOURCES: tuple[str, ...] = (
     "mentorpay.ledger",
     "mentorpay.money",
     "mentorpay.payouts",
+    "mentorpay.plans",
     "mentorpay.reconcile",
     "mentorpay.refunds",
     "mentorpay.webhooks",

@@ -35,10 +35,12 @@ from mentorpay.notifications import ContactLookup, Mailer, install_receipts
 from mentorpay.outbox import Outbox
 from mentorpay.payments import PaymentReviewService
 from mentorpay.payouts import PayoutService
+from mentorpay.plans import PlanCheckout, PlanSource, PlansService
 from mentorpay.reconcile import Reconciler, ReconcileReport
 from mentorpay.refunds import RefundService
 from mentorpay.webhooks import WebhookProcessor
 from mentorpay.webhooks.handlers.accounts import AccountEventHandlers
+from mentorpay.webhooks.handlers.plans import PlanEventHandlers
 from mentorpay.webhooks.handlers.refunds import RefundEventHandlers
 
 __all__ = ["MentorPay"]
@@ -55,6 +57,7 @@ class MentorPay:
         bookings: BookingSource,
         gateway: PaymentGateway | None = None,
         clock: Callable[[], datetime] = utcnow,
+        plans: PlanSource | None = None,
     ) -> None:
         self.config = config
         self.engine = coerce_engine(engine_or_session_factory)
@@ -81,6 +84,16 @@ class MentorPay:
         self.checkout = CheckoutService(
             config, self.engine, bookings, gateway, clock=clock, accounts=self.accounts
         )
+        #: Mentorship plans (subscriptions, packages) and their session credits.
+        self.plans = PlansService(
+            config, self.engine, self.ledger, gateway, plans=plans, bookings=bookings, clock=clock
+        )
+        if plans is not None:
+            self.checkout.plans = PlanCheckout(
+                config, self.engine, plans, gateway, clock=clock, accounts=self.accounts
+            )
+        plan_events = PlanEventHandlers(self.webhooks.payment_recorder, clock=clock)
+        self.webhooks.payment_recorder.plans = plan_events
         self.refunds = RefundService(config, self.engine, gateway, clock=clock)
         #: Booking operations (``cancel``); still answers ``get_booking`` like the host's source.
         self.bookings: BookingService = BookingService(
@@ -106,7 +119,7 @@ class MentorPay:
         )
         # Every family registers through the one API (WebhookProcessor.register).
         account_events = AccountEventHandlers(clock=clock)
-        for family in (self.payouts, self.refund_events, account_events):
+        for family in (self.payouts, self.refund_events, account_events, plan_events):
             for event_type, handler in family.webhook_handlers().items():
                 self.webhooks.register(event_type, handler)
         #: The operator dashboard's data (``mp.dashboard.overview(since, until)``).

@@ -16,7 +16,8 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
     │   ├── BookingNotFoundError
     │   ├── PaymentNotFoundError
     │   ├── PayoutNotFoundError
-    │   └── MentorNotFoundError
+    │   ├── MentorNotFoundError
+    │   └── PlanNotFoundError               no such plan, plan purchase or subscription
     ├── NotAuthorizedError (403)
     │   └── NotBookingOwnerError
     ├── ConflictError (409)
@@ -26,7 +27,9 @@ an adapter should answer with, a stable machine-readable ``code`` and structured
     │   ├── InsufficientBalanceError
     │   ├── PayoutStateError
     │   ├── AccountNotReadyError            the mentor's connected account cannot receive money
-    │   └── AccountMismatchError            the booking names another account than mentorpay's
+    │   ├── AccountMismatchError            the booking names another account than mentorpay's
+    │   ├── AlreadySubscribedError          the mentee already has this plan
+    │   └── NoCreditsError                  the plan has no session credit left to spend
     ├── GatewayError (502)                  Stripe said no or could not be reached
     │   ├── CardError (402)
     │   ├── GatewayRateLimitError (503)
@@ -48,6 +51,7 @@ __all__ = [
     "AccountMismatchError",
     "AccountNotReadyError",
     "AlreadyPaidError",
+    "AlreadySubscribedError",
     "BookingNotFoundError",
     "BookingNotPayableError",
     "CardError",
@@ -66,6 +70,7 @@ __all__ = [
     "InvalidRequestError",
     "MentorNotFoundError",
     "MentorpayError",
+    "NoCreditsError",
     "NotAuthorizedError",
     "NotBookingOwnerError",
     "NotFoundError",
@@ -74,6 +79,7 @@ __all__ = [
     "PaymentPendingError",
     "PayoutNotFoundError",
     "PayoutStateError",
+    "PlanNotFoundError",
     "UnknownCurrencyError",
     "WebhookPayloadError",
     "WebhookProcessingError",
@@ -254,6 +260,24 @@ class AccountMismatchError(ConflictError):
     created for the mentor; mentorpay refuses rather than guess which one is right."""
 
     code = "account_mismatch"
+
+
+class PlanNotFoundError(NotFoundError):
+    """No plan, plan purchase or subscription by that id."""
+
+    code = "plan_not_found"
+
+
+class AlreadySubscribedError(ConflictError):
+    """The mentee already has a live subscription to this plan."""
+
+    code = "already_subscribed"
+
+
+class NoCreditsError(ConflictError):
+    """The plan purchase has no session credit left (used, lapsed, refunded or not paid)."""
+
+    code = "no_credits"
 
 
 class GatewayError(MentorpayError):

@@ -39,6 +39,10 @@ EffectKind = Literal[
     "payment_needs_review",
     "event_rejected",
     "alert",
+    "plan_period_paid",
+    "plan_payment_failed",
+    "plan_renewal_upcoming",
+    "plan_canceled",
 ]
 #: Every kind, in the order above (one list: the Literal is the source).
 EFFECT_KINDS: tuple[EffectKind, ...] = get_args(EffectKind)

@@ -34,6 +34,7 @@ from mentorpay.config import MentorpayConfig
 from mentorpay.db import run_in_transaction
 from mentorpay.errors import (
     AlreadyPaidError,
+    ConfigurationError,
     ConflictError,
     GatewayError,
     GatewayInvalidRequestError,
@@ -49,6 +50,7 @@ from mentorpay.gateway import (
 )
 from mentorpay.ledger.queries import paid_by
 from mentorpay.money import Money
+from mentorpay.plans.checkout import PlanCheckout, PlanCheckoutInfo
 
 __all__ = ["CheckoutService"]
 
@@ -91,6 +93,8 @@ class CheckoutService:
         self._reuse_margin = reuse_margin
         self._line_item_name = line_item_name
         self._accounts = accounts
+        #: Set by ``MentorPay`` when the host has plans (``create_plan_session``).
+        self.plans: PlanCheckout | None = None
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -124,6 +128,17 @@ class CheckoutService:
             f"the checkout sessions of booking {booking_id} kept changing while a new one was "
             "being created; try again",
             booking_id=booking_id,
+        )
+
+    def create_plan_session(
+        self, plan_id: str, *, user_id: str, success_url: str, cancel_url: str
+    ) -> PlanCheckoutInfo:
+        """The Checkout Session for ``user_id`` to buy plan ``plan_id``: subscription mode for a
+        monthly plan, payment mode for a package (see :mod:`mentorpay.plans.checkout`)."""
+        if self.plans is None:
+            raise ConfigurationError("no plans configured: pass plans=... to MentorPay")
+        return self.plans.create(
+            plan_id, user_id=user_id, success_url=success_url, cancel_url=cancel_url
         )
 
     def _request(

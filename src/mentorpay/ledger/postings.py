@@ -17,6 +17,7 @@ from mentorpay.errors import ConflictError, InsufficientBalanceError, InvalidAmo
 from mentorpay.ledger import queries, rules
 from mentorpay.ledger._journal import Journal
 from mentorpay.ledger._sql import SELECT_BALANCE
+from mentorpay.ledger.payout_rules import payout_legs
 from mentorpay.ledger.views import PaymentOutcome, PaymentRecord, Posting, balance_view
 from mentorpay.ledger.views import payment_record as _record
 from mentorpay.models import balances_table as _balances
@@ -163,6 +164,33 @@ def release_payment(j: Journal, c: Connection, payment_intent_id: str) -> Postin
     if plan is None:
         return Posting(key, created=False)
     return j._write_plan(c, s, plan, key=key, kind="release", mentor_id=s.mentor_id, now=now)
+
+
+def release_share(
+    j: Journal, c: Connection, payment_intent_id: str, share: Money, key: str
+) -> Posting:
+    """One delivered session of a plan period: its share pending -> available, once per
+    ``key`` (the caller's credit names it); nothing when the period was released whole."""
+    s = j._lock(c, payment_intent_id)
+    rules.same_currency(s, share, "session share")
+    plan = rules.release_share(s, share.amount)
+    if plan is None:
+        return Posting(key, created=False, amount=Money.zero(s.currency))
+    if plan.legs is None:
+        j._update_payment(c, s, plan.updates)
+        return Posting(key, created=False, amount=Money.zero(s.currency))
+    posting = j.post(
+        c,
+        business_key=key,
+        kind="release",
+        currency=s.currency,
+        mentor_id=s.mentor_id,
+        payment_intent_id=payment_intent_id,
+        legs=plan.legs,
+    )
+    if posting.created:
+        j._update_payment(c, s, plan.updates)
+    return Posting(key, posting.created, posting.transaction_id, Money(plan.amount, s.currency))
 
 
 def release_due_batch(
@@ -373,6 +401,6 @@ def reserve_payout(
         currency=amount.currency,
         mentor_id=mentor_id,
         payout_request_id=payout_request_id,
-        legs=rules.payout_legs(mentor_id, amount.amount, "reserve"),
+        legs=payout_legs(mentor_id, amount.amount, "reserve"),
         apply_balances=False,
     )

@@ -18,6 +18,7 @@ from mentorpay.errors import InvalidRequestError
 from mentorpay.ledger import postings, queries
 from mentorpay.ledger._journal import Journal
 from mentorpay.ledger.views import Posting
+from mentorpay.money import Money
 
 __all__ = ["PostingRunner", "Releases"]
 
@@ -56,8 +57,32 @@ class PostingRunner(Journal):
         )
 
 
+#: More releases for a booking (plan sessions): ``(conn, booking_id) -> postings``.
+ReleaseHook = Callable[[Connection, str], list[Posting]]
+
+
 class Releases(PostingRunner):
     """Releases of mentor shares from pending to available."""
+
+    #: Set per instance by :meth:`add_release_hook`; the class default is shared and empty.
+    _release_hooks: tuple[ReleaseHook, ...] = ()
+
+    def add_release_hook(self, hook: ReleaseHook) -> None:
+        """Have :meth:`release` also run ``hook`` in its transaction: the plans service
+        releases the share of a session paid with a plan credit this way."""
+        self._release_hooks = (*self._release_hooks, hook)
+
+    def release_share(
+        self,
+        payment_intent_id: str,
+        share: Money,
+        *,
+        key: str,
+        conn: Connection | None = None,
+    ) -> Posting:
+        """Move one session's ``share`` of a plan period's payment from pending to available,
+        once per ``key``; never more than is still pending (a refund may have taken it)."""
+        return self._run_posting(conn, postings.release_share, payment_intent_id, share, key)
 
     def set_release_due(
         self, payment_intent_id: str, due_at: datetime, *, conn: Connection | None = None
@@ -70,8 +95,20 @@ class Releases(PostingRunner):
         return self._run_posting(conn, postings.release_payment, payment_intent_id)
 
     def release(self, booking_id: str, *, conn: Connection | None = None) -> list[Posting]:
-        """The booking's session took place: release all of its payments (one transaction)."""
-        return self._run_posting(conn, postings.release_booking, booking_id)
+        """The booking's session took place: release all of its payments, and the share of a
+        plan period its session credit stands for (one transaction)."""
+        if not self._release_hooks:
+            return self._run_posting(conn, postings.release_booking, booking_id)
+
+        def release_all(c: Connection) -> list[Posting]:
+            released = postings.release_booking(self, c, booking_id)
+            for hook in self._release_hooks:
+                released += hook(c, booking_id)
+            return released
+
+        if conn is not None:
+            return release_all(conn)
+        return run_in_transaction(self._engine, release_all, retries=self._retries)
 
     def release_due(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from mentorpay.commission import CommissionPolicy, Split, split_refund
 from mentorpay.errors import ConflictError, CurrencyMismatchError
@@ -41,8 +41,6 @@ BALANCE_ACCOUNTS: dict[str, str] = {
 #: partially refunded, disputed, dispute lost) means the booking is paid. The ledger never writes
 #: ``failed``; it stays listed so filters built on this constant keep their meaning.
 UNPAID_PAYMENT_STATUSES: tuple[str, ...] = ("failed", "refunded", "needs_review")
-
-PayoutOutcome = Literal["paid", "returned", "reversed"]
 
 Leg = tuple[str, str | None, int]  # (account, mentor_id or None for platform accounts, amount)
 
@@ -105,28 +103,42 @@ def platform_account(s: PaymentState) -> str:
     return SUSPENSE if s.review_reason is not None else COMMISSION
 
 
-def take_back(s: PaymentState, amount: int) -> tuple[list[Leg], int]:
+def from_free(s: PaymentState, amount: int) -> tuple[list[Leg], int]:
+    """Legs taking ``amount`` (at most the free share) out of where the free share sits: a
+    plan period's pending part first, then the part its sessions released to available.
+    Returns the legs and how much came out of that released part."""
+    mentor, pending = s.mentor_id, s.pending_part
+    if s.released_at is not None or s.destination is not None or s.payout_released == 0:
+        return ([(share_account(s), mentor, -amount)] if amount else []), 0
+    from_pending = min(pending, amount)
+    from_released = amount - from_pending
+    legs: list[Leg] = [(PENDING, mentor, -from_pending)] if from_pending else []
+    if from_released:
+        legs.append((AVAILABLE, mentor, -from_released))
+    return legs, from_released
+
+
+def take_back(s: PaymentState, amount: int) -> tuple[list[Leg], int, int]:
     """Legs taking ``amount`` of one payment's mentor share back (refund, lost dispute).
 
-    The free share goes first; what it cannot cover comes out of that payment's open dispute
-    holds (a refund during an inquiry consumes the money the inquiry froze); anything beyond
-    (inconsistent data only) overdraws available. Returns the legs and how much came out of
-    holds (the caller lowers ``payout_held`` and shrinks the holds in dispute-id order).
+    The free share goes first (:func:`from_free`); what it cannot cover comes out of that
+    payment's open dispute holds (a refund during an inquiry consumes the money the inquiry
+    froze); anything beyond (inconsistent data only) overdraws available. Returns the legs,
+    how much came out of holds (the caller lowers ``payout_held`` and shrinks the holds in
+    dispute-id order) and how much out of the sessions' released part (``payout_released``).
     """
     if amount <= 0:
-        return [], 0
+        return [], 0, 0
     mentor = s.mentor_id
-    from_free = min(s.free, amount)
-    from_held = min(amount - from_free, s.payout_held)
-    overflow = amount - from_free - from_held
-    legs: list[Leg] = []
-    if from_free:
-        legs.append((share_account(s), mentor, -from_free))
+    free = min(s.free, amount)
+    from_held = min(amount - free, s.payout_held)
+    overflow = amount - free - from_held
+    legs, from_released = from_free(s, free)
     if from_held:
         legs.append((HELD, mentor, -from_held))
     if overflow:
         legs.append((AVAILABLE, mentor, -overflow))
-    return legs, from_held
+    return legs, from_held, from_released
 
 
 def give_back(s: PaymentState, amount: int) -> list[Leg]:
@@ -164,12 +176,25 @@ def capture_legs(split: Split, mentor_id: str, *, in_review: bool, destination: 
 
 
 def release(s: PaymentState, now: datetime) -> Plan | None:
-    """The free share moves pending -> available; ``None`` once released."""
+    """The free share still pending moves to available; ``None`` once released."""
     if s.released_at is not None:
         return None
-    amount = s.free
+    amount = s.free - s.payout_released
     legs: list[Leg] = [(PENDING, s.mentor_id, -amount), (AVAILABLE, s.mentor_id, amount)]
     return Plan(legs, {"released_at": now}, amount=amount)
+
+
+def release_share(s: PaymentState, share: int) -> Plan | None:
+    """One delivered session of a plan period: its ``share`` of the payout moves pending ->
+    available (no more than is still pending: a refund may have taken the rest); ``None``
+    when the period was released as a whole, transferred, or is under review."""
+    if s.released_at is not None or s.destination is not None or s.review_reason is not None:
+        return None
+    amount = max(0, min(share, s.pending_part))
+    legs: list[Leg] | None = None
+    if amount:
+        legs = [(PENDING, s.mentor_id, -amount), (AVAILABLE, s.mentor_id, amount)]
+    return Plan(legs, {"payout_released": s.payout_released + amount}, amount=amount)
 
 
 def review_credit(
@@ -330,14 +355,16 @@ def refund_plan(s: PaymentState, change: RefundChange, *, post: bool = True) -> 
     taken back may come out of open dispute holds (``from_held``); one given back returns to
     where a refund takes it from. ``post=False``: only the row moves (nothing to journal)."""
     legs: list[Leg] | None = None
-    from_held = 0
+    from_held = from_released = 0
     if post:
         if change.payout >= 0:
-            share, from_held = take_back(s, change.payout)
+            share, from_held, from_released = take_back(s, change.payout)
         else:
-            share = give_back(s, -change.payout)
+            share, from_released = give_back(s, -change.payout), 0
         legs = [(CLEARING, None, change.delta), (platform_account(s), None, -change.fee), *share]
     updates = {**change.values, "payout_held": s.payout_held - from_held}
+    if from_released:
+        updates["payout_released"] = s.payout_released - from_released
     return Plan(legs, updates, from_held, change.delta)
 
 
@@ -395,9 +422,12 @@ def dispute_opened(s: PaymentState, amount: Money) -> DisputeOpening:
     if disputed == 0:
         return DisputeOpening(0, hold, None)
     mentor = s.mentor_id
-    legs: list[Leg] = [(share_account(s), mentor, -hold), (HELD, mentor, hold)] if hold else []
+    legs, from_released = from_free(s, hold)
+    if hold:
+        legs.append((HELD, mentor, hold))
     total = s.amount_disputed + disputed
     updates = {
+        "payout_released": s.payout_released - from_released,
         "payout_held": s.payout_held + hold,
         "amount_disputed": total,
         "status": _status(
@@ -438,9 +468,11 @@ def dispute_closed(s: PaymentState, *, held: int, disputed: int, won: bool) -> P
             consumed = replace(
                 s, payout_reversed=s.payout_reversed + held, payout_held=s.payout_held - held
             )
-            more, from_other_holds = take_back(consumed, -diff)
+            more, from_other_holds, from_released = take_back(consumed, -diff)
             legs += more
             updates["payout_held"] -= from_other_holds
+            if from_released:
+                updates["payout_released"] = s.payout_released - from_released
         legs += [(CLEARING, None, applied), (platform_account(s), None, -fee)]
         reversed_total = s.amount_reversed + applied
         updates.update(
@@ -462,20 +494,3 @@ def stripe_fee(s: PaymentState, fee: int) -> Plan:
     (Stripe holds that much less for the platform) and is booked as a platform cost."""
     legs: list[Leg] = [(CLEARING, None, fee), (STRIPE_FEES, None, -fee)]
     return Plan(legs, {"stripe_fee": s.stripe_fee + fee}, amount=fee)
-
-
-# -- payouts -----------------------------------------------------------------------------------
-
-
-_PAYOUT_MOVES: dict[str, tuple[str, str]] = {
-    "reserve": (AVAILABLE, RESERVED),  # the service checks that available covers it
-    "paid": (RESERVED, WITHDRAWN),
-    "returned": (RESERVED, AVAILABLE),  # the payout failed or was cancelled
-    "reversed": (WITHDRAWN, AVAILABLE),  # a paid transfer came back
-}
-
-
-def payout_legs(mentor_id: str, amount: int, move: Literal["reserve"] | PayoutOutcome) -> list[Leg]:
-    """One payout step moves ``amount`` of the mentor's money between two of their accounts."""
-    source, target = _PAYOUT_MOVES[move]
-    return [(source, mentor_id, -amount), (target, mentor_id, amount)]

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Connection
 from mentorpay.commission import CommissionPolicy
 from mentorpay.errors import InvalidAmountError
 from mentorpay.ledger import postings, rules
+from mentorpay.ledger.payout_rules import PayoutOutcome, payout_legs
 from mentorpay.ledger.queries import LedgerQueries
 from mentorpay.ledger.releases import Releases
-from mentorpay.ledger.rules import PayoutOutcome
 from mentorpay.ledger.views import PaymentOutcome, Posting
 from mentorpay.money import Money
 
@@ -246,5 +246,5 @@ class LedgerService(LedgerQueries, Releases):
             currency=amount.currency,
             mentor_id=mentor_id,
             payout_request_id=payout_request_id,
-            legs=rules.payout_legs(mentor_id, amount.amount, outcome),
+            legs=payout_legs(mentor_id, amount.amount, outcome),
         )

@@ -50,6 +50,9 @@ class PaymentState:
     fee_kept: int = 0
     #: Stripe's fees posted for this payment (``stripe_fees``), net of fees returned.
     stripe_fee: int = 0
+    #: Plan periods: the part of the free share already moved to available session by session
+    #: while the payment as a whole is unreleased; the rest of the free share is pending.
+    payout_released: int = 0
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> PaymentState:
@@ -60,6 +63,14 @@ class PaymentState:
     def free(self) -> int:
         """The mentor's share of this payment neither reversed nor held by a dispute."""
         return max(0, self.mentor_payout - self.payout_reversed - self.payout_held)
+
+    @property
+    def pending_part(self) -> int:
+        """The free share still pending: all of it for a booking's unreleased payment, the
+        sessions not yet released for a plan period's; 0 once released or transferred."""
+        if self.released_at is not None or self.destination is not None:
+            return 0
+        return max(0, self.free - self.payout_released)
 
     @property
     def split(self) -> Split:

@@ -46,11 +46,20 @@ from mentorpay.models.marketplace import (
     reconcile_runs_table,
     refund_requests_table,
 )
+from mentorpay.models.plans import (
+    CreditUse,
+    PlanPeriod,
+    PlanPurchase,
+    credit_uses_table,
+    plan_periods_table,
+    plan_purchases_table,
+)
 
 __all__ = [
     "Base",
     "Cancellation",
     "CheckoutSession",
+    "CreditUse",
     "Dispute",
     "Id",
     "LedgerCheckpoint",
@@ -61,6 +70,8 @@ __all__ = [
     "OutboxEffect",
     "Payment",
     "PayoutRequest",
+    "PlanPeriod",
+    "PlanPurchase",
     "ReconcileRun",
     "RefundRequest",
     "SentMessage",
@@ -69,6 +80,7 @@ __all__ = [
     "balances_table",
     "cancellations_table",
     "checkout_sessions_table",
+    "credit_uses_table",
     "disputes_table",
     "entries_table",
     "ledger_checkpoints_table",
@@ -77,6 +89,8 @@ __all__ = [
     "outbox_table",
     "payments_table",
     "payouts_table",
+    "plan_periods_table",
+    "plan_purchases_table",
     "reconcile_runs_table",
     "refund_requests_table",
     "sent_messages_table",

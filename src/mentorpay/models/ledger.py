@@ -80,6 +80,9 @@ class Payment(Base):
     #: Stripe's fees on this payment (processing, disputes; net of fees returned), posted from
     #: its balance transactions to the ``stripe_fees`` account.
     stripe_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Plan periods: the part of the mentor's share moved to available by the sessions
+    #: released one by one while the payment as a whole is unreleased (``released_at`` NULL).
+    payout_released: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Mentor share currently frozen by an open dispute, and the gross amount disputed.
     payout_held: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,6 +1,7 @@
 """mentorpay's public test kit: use it in your own application's tests.
 
-- :class:`InMemoryBookings`: the reference ``BookingSource``.
+- :class:`InMemoryBookings`: the reference ``BookingSource``; :class:`InMemoryPlans` the
+  reference ``PlanSource``.
 - :class:`FakeGateway`: an in-memory ``PaymentGateway`` that behaves like Stripe.
 - :class:`OutboxMailer`: a ``Mailer`` that keeps the receipts it is asked to send.
 - :func:`sign_payload`, :func:`make_event`, :func:`encode_event` and the object builders
@@ -42,6 +43,7 @@ from mentorpay.testing._offline import (
     post_webhook,
 )
 from mentorpay.testing._offline_connect import OfflineConnect, OnboardedAccount
+from mentorpay.testing._plans import InMemoryPlans
 from mentorpay.testing._scenarios import SCENARIOS, FakeClock, Scenario, check_scenario
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "FakeGateway",
     "GatewayCall",
     "InMemoryBookings",
+    "InMemoryPlans",
     "OfflineCheckout",
     "OfflineConnect",
     "OnboardedAccount",

@@ -91,7 +91,9 @@ class Deferrals:
                 pass
         if self.inbox.ignored_payment(conn, pi):
             logger.info("payment %s is not mentorpay's; event ignored", pi)
-            return HandlerResult("ignored")
+            # Still naming the intent: should it turn out to be mentorpay's after all (a plan
+            # period's invoice payment, whose intent carries no metadata), it is revived.
+            return HandlerResult("ignored", waiting_for=pi)
         return HandlerResult("deferred", waiting_for=pi)
 
     def settle_orphans(self, conn: Connection, pi: str, now: datetime) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -355,17 +355,18 @@ class InboxStore:
         return bool(driver_execute(conn, self.ignored_sql, (pi,)))
 
     @staticmethod
-    def ignore_waiting(conn: Connection, pi: str, now: datetime) -> None:
-        """Events deferred on a payment that turned out not to be mentorpay's: ignore them."""
-        conn.execute(
-            update(_inbox)
-            .where(_inbox.c.waiting_for == pi, _inbox.c.status == "deferred")
-            .values(
-                status="ignored",
-                processed_at=now,
-                last_error=f"payment {pi} has no mentorpay booking metadata",
+    def ignore_waiting(conn: Connection, pi: str, now: datetime, *, revive: bool = False) -> None:
+        """Events deferred on a payment that turned out not to be mentorpay's: ignore them.
+        ``revive``: the reverse, for a payment that turned out to be (a plan period's invoice
+        payment, whose intent carries no metadata): its refunds and disputes wait again."""
+        frm, to = ("ignored", "deferred") if revive else ("deferred", "ignored")
+        stmt = update(_inbox).where(_inbox.c.waiting_for == pi, _inbox.c.status == frm)
+        if revive:  # only refunds and disputes: the intent's own payment events stay ignored
+            stmt = stmt.where(
+                or_(_inbox.c.type.startswith("charge."), _inbox.c.type.startswith("refund."))
             )
-        )
+        error = None if revive else f"payment {pi} has no mentorpay booking metadata"
+        conn.execute(stmt.values(status=to, processed_at=None if revive else now, last_error=error))
 
     # -- reading ------------------------------------------------------------------------------
 

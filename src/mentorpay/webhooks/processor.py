@@ -241,7 +241,7 @@ class WebhookProcessor:
         self._deferrals = Deferrals(
             engine, self._inbox, self._handlers, self._bus, retries=self._retries
         )
-        recorder = PaymentRecorder(
+        recorder = self.payment_recorder = PaymentRecorder(
             config,
             engine,
             ledger,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -17,7 +18,19 @@ from mentorpay.ledger import LedgerService
 from mentorpay.ledger.queries import intent_for_charge
 from mentorpay.money import Money
 
-__all__ = ["Booking", "Defer", "DeferringHandlers", "booking", "fee", "intent_for"]
+if TYPE_CHECKING:
+    from mentorpay.stripe_objects import CheckoutSessionObject
+
+__all__ = [
+    "Booking",
+    "Defer",
+    "DeferringHandlers",
+    "PlanPayments",
+    "booking",
+    "fee",
+    "intent_for",
+    "is_plan",
+]
 
 #: ``Deferrals.defer``: apply now if the payment is recorded, else defer the event on it.
 Defer = Callable[[Connection, str, Callable[[], HandlerResult]], HandlerResult]
@@ -86,3 +99,38 @@ def intent_for(conn: Connection, pi: str | None, charge_id: str | None) -> str |
     if charge_id is None:
         return None
     return intent_for_charge(conn, charge_id)
+
+
+class PlanPayments(Protocol):
+    """The plans' side of the payment events (:mod:`mentorpay.webhooks.handlers.plans`): a
+    package is paid like a booking, a subscription-mode Checkout links its subscription."""
+
+    def record_package(
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        *,
+        pi: str,
+        amount: int | None,
+        currency: str | None,
+        metadata: Mapping[str, str],
+        session_id: str | None,
+        charge_id: str | None,
+    ) -> HandlerResult: ...
+
+    def subscription_checkout(
+        self, conn: Connection, env: EventEnvelope, session: CheckoutSessionObject
+    ) -> HandlerResult: ...
+
+    def checkout_ended(
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        session: CheckoutSessionObject,
+        outcome: Literal["expired", "payment_failed"],
+    ) -> HandlerResult | None: ...
+
+
+def is_plan(metadata: Mapping[str, str] | None) -> bool:
+    """Whether an object's metadata names a plan purchase (set by plan checkout)."""
+    return bool(metadata) and "plan_purchase_id" in metadata  # type: ignore[operator]

@@ -41,6 +41,7 @@ from mentorpay.stripe_objects import (
     parse_object,
 )
 from mentorpay.webhooks.handlers._common import Booking as _Booking
+from mentorpay.webhooks.handlers._common import PlanPayments, is_plan
 from mentorpay.webhooks.handlers._common import booking as _booking
 from mentorpay.webhooks.handlers._common import fee as _fee
 
@@ -91,9 +92,12 @@ class PaymentRecorder:
         #: Without one, such payments are parked for review (metadata alone is never trusted).
         self._bookings = bookings
         self._clock = clock
-        self._serialize_on = serialize_on
+        #: Serializes decisions about one payment intent (PostgreSQL; see _deferral).
+        self.serialize_on = serialize_on
         self._drain = drain
         self._settle_orphans = settle_orphans
+        #: Set by ``MentorPay``: packages and subscription checkouts go to the plans.
+        self.plans: PlanPayments | None = None
         # A payment's truth in one round trip: the checkout row(s) and, in the same statement,
         # another payment intent that already paid the booking (see _checkout_terms). The
         # one-row derived table keeps "paid by" answered when no checkout row exists.
@@ -176,8 +180,28 @@ class PaymentRecorder:
         charge_id: str | None,
         destination: str | None = None,
         platform_fee: int | None = None,
+        expected: tuple[Expected, BookingInfo] | None = None,
+        review: str | None = None,
     ) -> HandlerResult:
-        claimed = _booking(metadata, env)
+        """Check a reported payment against mentorpay's terms and record it (see the class).
+
+        ``expected``: the truth when the caller already knows it (a plan period, from the
+        plan tables): what to charge and the booking it stands for; the metadata then only
+        names the mentor and mentee to compare. ``review``: one more disagreement the caller
+        found."""
+        if pi is not None and expected is None and self.plans is not None and is_plan(metadata):
+            assert metadata is not None
+            return self.plans.record_package(
+                conn,
+                env,
+                pi=pi,
+                amount=amount,
+                currency=currency,
+                metadata=metadata,
+                session_id=session_id,
+                charge_id=charge_id,
+            )
+        claimed = _booking(metadata, env) if expected is None else None
         if pi is None:
             # Subscription and setup sessions have no payment intent; not a booking payment.
             logger.info("%s %s has no payment intent; ignored", env.type, env.id)
@@ -192,27 +216,34 @@ class PaymentRecorder:
                 event_type=env.type,
             )
         gross = event_money(amount, currency, env)
-        row, paid_by = self._checkout_terms(
-            conn, pi, session_id, claimed.booking_id if claimed else None, gross
-        )
-        if row is None and claimed is None:
-            return self._orphan(conn, pi, now)
-        if not gross.is_positive():
-            logger.warning("payment %s of %s recorded nothing; ignored", pi, gross)
-            return HandlerResult("ignored", reason="a payment of zero moves no money")
-        expected, booking = self._expected(row, claimed)
-        assert expected is not None
-        reasons = disagreements(
-            expected,
-            Claim(
+        booking: BookingInfo | None
+        if expected is not None:
+            truth, booking = expected
+            row, paid_by = self._checkout_terms(conn, pi, None, truth.booking_id, gross)
+            row = None  # the plan tables are the terms; no checkout row names a period
+            meta = metadata or {}
+            claim = Claim(gross, None, meta.get("mentor_id"), meta.get("mentee_id"))
+        else:
+            row, paid_by = self._checkout_terms(
+                conn, pi, session_id, claimed.booking_id if claimed else None, gross
+            )
+            if row is None and claimed is None:
+                return self._orphan(conn, pi, now)
+            found, known = self._expected(row, claimed)
+            assert found is not None
+            truth, booking = found, known
+            claim = Claim(
                 gross,
                 claimed.booking_id if claimed else None,
                 claimed.mentor_id if claimed else None,
                 claimed.mentee_id if claimed else None,
-            ),
-            booking,
-            paid_by=paid_by,
-        )
+            )
+        if not gross.is_positive():
+            logger.warning("payment %s of %s recorded nothing; ignored", pi, gross)
+            return HandlerResult("ignored", reason="a payment of zero moves no money")
+        reasons = disagreements(truth, claim, booking, paid_by=paid_by)
+        if review is not None:
+            reasons.append(review)
         if destination is None and self._config.connect_destination_charges:
             # Checkout asked Stripe to send the mentor's share to the booking's account.
             destination = booking.mentor_stripe_account if booking is not None else None
@@ -227,14 +258,15 @@ class PaymentRecorder:
         review = "; ".join(reasons) if reasons else None
         outcome = self._ledger.record_payment(
             payment_intent_id=pi,
-            booking_id=expected.booking_id,
-            mentor_id=expected.mentor_id if review is None or booking is not None else "",
-            mentee_id=expected.mentee_id,
+            booking_id=truth.booking_id,
+            mentor_id=truth.mentor_id if review is None or booking is not None else "",
+            mentee_id=truth.mentee_id,
             gross=gross,
-            policy=self._config.policy_for(expected.mentor_id),
+            policy=self._config.policy_for(truth.mentor_id),
             checkout_session_id=row.id if row is not None else session_id,
             charge_id=charge_id,
-            release_due_at=now + self._config.hold_period,
+            # A plan period is released session by session, and at expiry as a whole.
+            release_due_at=None if expected is not None else now + self._config.hold_period,
             destination=destination,
             platform_fee=None if review else _fee(platform_fee, gross, env),
             review_reason=review,
@@ -246,9 +278,9 @@ class PaymentRecorder:
             "event_id": env.id,
             "payment_intent_id": pi,
             "checkout_session_id": session_id,
-            "booking_id": expected.booking_id,
+            "booking_id": truth.booking_id,
             "mentor_id": outcome.payment.mentor_id,
-            "mentee_id": expected.mentee_id,
+            "mentee_id": truth.mentee_id,
             "currency": gross.currency,
             "amount": gross.amount,
         }
@@ -263,7 +295,7 @@ class PaymentRecorder:
                 rate_bps=split.rate_bps,
             )
             effects = [Effect("payment_succeeded", data)]
-        self._serialize_on(conn, pi)
+        self.serialize_on(conn, pi)
         effects.extend(self._drain(conn, pi, now))
         if review is not None:
             return HandlerResult("needs_review", effects, reason=review)
@@ -272,7 +304,7 @@ class PaymentRecorder:
     def _orphan(self, conn: Connection, pi: str, now: datetime) -> HandlerResult:
         """A payment mentorpay did not ask for and whose metadata names no booking: ignored."""
         logger.info("payment %s has no mentorpay booking metadata; ignored", pi)
-        self._serialize_on(conn, pi)
+        self.serialize_on(conn, pi)
         self._settle_orphans(conn, pi, now)
         # Stored on the ignored row, so later refunds and disputes of it are ignored too
         # instead of waiting forever for a payment mentorpay will never record.
@@ -283,6 +315,7 @@ class PaymentHandlers:
     """The ``checkout.session.*`` and ``payment_intent.*`` handlers."""
 
     def __init__(self, recorder: PaymentRecorder, *, clock: Callable[[], datetime]) -> None:
+        self._recorder = recorder
         self._record = recorder.record
         self._clock = clock
 
@@ -312,6 +345,9 @@ class PaymentHandlers:
             )
         else:
             checkout_sessions.settle(conn, session.id, "complete", self._clock())
+        plans = self._recorder.plans
+        if session.mode == "subscription" and plans is not None:
+            return plans.subscription_checkout(conn, env, session)
         if session.mode not in (None, "payment"):
             return HandlerResult("ignored")
         if session.payment_status != "paid":
@@ -367,6 +403,11 @@ class PaymentHandlers:
         checkout_sessions.settle(
             conn, session.id, "payment_failed", self._clock(), unless=("complete",)
         )
+        plans = self._recorder.plans
+        if plans is not None and is_plan(session.metadata):
+            ended = plans.checkout_ended(conn, env, session, "payment_failed")
+            if ended is not None:
+                return ended
         booking = _booking(session.metadata, env)
         if booking is None:
             return HandlerResult("ignored")
@@ -418,6 +459,11 @@ class PaymentHandlers:
         """The session expired unpaid: mark mentorpay's row and tell the host."""
         session = parse_object(CheckoutSessionObject, env)
         row = checkout_sessions.settle(conn, session.id, "expired", self._clock())
+        plans = self._recorder.plans
+        if plans is not None and is_plan(session.metadata):
+            ended = plans.checkout_ended(conn, env, session, "expired")
+            if ended is not None:
+                return ended
         booking = _booking(session.metadata, env)
         if row is None and booking is None:
             return HandlerResult("ignored")
