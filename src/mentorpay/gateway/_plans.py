@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from mentorpay.errors import GatewayError, GatewayInvalidRequestError, InvalidRequestError
@@ -139,9 +139,9 @@ def change_metadata(params: PlanCheckoutParams) -> dict[str, str]:
 
 
 def subscription_canceled_error(
-    subscription_id: str, action: str, **details: Any
+    subscription_id: str, action: str, details: Mapping[str, Any]
 ) -> GatewayInvalidRequestError:
-    """Stripe's refusal of a call on a canceled subscription, saying so."""
+    """Stripe's refusal of a call on a canceled subscription (its ``details``), saying so."""
     details = {**details, "subscription_status": "canceled", "subscription_id": subscription_id}
     return GatewayInvalidRequestError(
         f"{action}: subscription {subscription_id} is already canceled; Stripe changes nothing "
@@ -278,7 +278,7 @@ class StripePlanCalls:
             if exc.details.get("stripe_status") not in (400, 404):
                 raise
             if self._status_of(subscription_id) == "canceled":
-                raise subscription_canceled_error(subscription_id, action, **exc.details) from exc
+                raise subscription_canceled_error(subscription_id, action, exc.details) from exc
             raise
         return sub
 

@@ -104,12 +104,9 @@ def _open_subscription(
     if sub["status"] == "canceled":
         # Stripe answers a canceled subscription's DELETE with a 404, its update with a 400.
         status = 404 if delete else 400
-        raise subscription_canceled_error(
-            subscription_id,
-            action,
-            stripe_code="resource_missing" if status == 404 else None,
-            stripe_status=status,
-        )
+        code = "resource_missing" if status == 404 else None
+        details = {"action": action, "stripe_code": code, "stripe_status": status}
+        raise subscription_canceled_error(subscription_id, action, details)
     return sub
 
 
