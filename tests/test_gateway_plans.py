@@ -561,7 +561,7 @@ def test_fake_plan_session_validates_like_stripe() -> None:
 
 
 def test_fake_pays_a_package_session_but_not_a_subscription_one() -> None:
-    """A package session pays into an intent with the plan's metadata; a subscription one is refused."""
+    """A package session pays into a plan-tagged intent; a subscription one is refused."""
     fake = FakeGateway()
     package = fake_plan(
         kind="package",
