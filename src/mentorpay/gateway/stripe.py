@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from mentorpay.errors import ConfigurationError, GatewayError, InvalidRequestError
 from mentorpay.gateway._accounts import StripeAccountCalls
 from mentorpay.gateway._check import check_request
+from mentorpay.gateway._plans import StripePlanCalls
 from mentorpay.gateway._reads import GatewayReads, Resource
 from mentorpay.gateway.errors import _map_stripe_error
 from mentorpay.gateway.protocol import (
@@ -93,7 +94,7 @@ def _given(request: Mapping[str, Any], *names: str) -> dict[str, Any]:
     return given
 
 
-class StripeGateway(GatewayReads, StripeAccountCalls):
+class StripeGateway(GatewayReads, StripeAccountCalls, StripePlanCalls):
     """:class:`PaymentGateway` on ``stripe.StripeClient`` (synchronous ``client.v1.*`` calls).
 
     ``max_network_retries``: how often the SDK itself retries a connection failure, a 409 or a

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mentorpay.errors import GatewayInvalidRequestError
-from mentorpay.gateway.protocol import REFUND_REASONS, CheckoutSessionParams
+from mentorpay.gateway.protocol import REFUND_REASONS, CheckoutSessionParams, PlanCheckoutParams
 from mentorpay.money import Money
 
 __all__ = ["SESSION", "FakeStripe"]
@@ -83,8 +83,19 @@ def _session(
     }
 
 
+def _refuse_plan_session(stripe: FakeStripe, session_id: str) -> None:
+    """Paying a subscription-mode session (a subscription and its first invoice) is the
+    offline checkout's part, not this store's."""
+    if session_id in stripe.plan_params:
+        raise _invalid(
+            f"Checkout Session {session_id} sells a plan; the fake pays only booking sessions "
+            "and package sessions (complete_checkout_session)",
+            "checkout_session_not_supported",
+        )
+
+
 def _intent(
-    params: CheckoutSessionParams, charge_id: str, created: int, livemode: bool
+    params: CheckoutSessionParams | PlanCheckoutParams, charge_id: str, created: int, livemode: bool
 ) -> dict[str, Any]:
     """The succeeded PaymentIntent of a paid session (with its Connect fee and destination)."""
     fee, destination = params.application_fee, params.destination
@@ -175,6 +186,8 @@ class FakeStripe:
         #: Stripe's object name -> id -> the object, in creation order.
         self._objects: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._session_params: dict[str, CheckoutSessionParams] = {}
+        #: What each plan session was created with (``_fake_billing``).
+        self.plan_params: dict[str, PlanCheckoutParams] = {}
 
     # -- the store ------------------------------------------------------------------------------
 
@@ -186,6 +199,7 @@ class FakeStripe:
     def session_params(self, session_id: str) -> CheckoutSessionParams:
         """What a session was created with (its intent and charge are built from it)."""
         self.stored(SESSION, session_id)
+        _refuse_plan_session(self, session_id)
         return self._session_params[session_id]
 
     def now(self) -> int:
@@ -248,7 +262,13 @@ class FakeStripe:
                 f"Checkout Session {session_id} is {session['status']}, not open",
                 "checkout_session_not_open",
             )
-        params = self._session_params[session_id]
+        params: CheckoutSessionParams | PlanCheckoutParams
+        if session_id in self.plan_params:
+            params = self.plan_params[session_id]
+            if params.kind != "package":
+                _refuse_plan_session(self, session_id)
+        else:
+            params = self._session_params[session_id]
         created = self.now()
         pi_id, charge_id = _new_id("pi"), _new_id("ch")
         pi = self.add("payment_intent", pi_id, _intent(params, charge_id, created, self._livemode))

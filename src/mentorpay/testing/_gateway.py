@@ -47,6 +47,7 @@ from mentorpay.gateway.protocol import (
 from mentorpay.money import Money
 from mentorpay.testing import _fake_methods as _methods
 from mentorpay.testing._fake_accounts import DEFAULT_ACCOUNT_LINK_TEMPLATE, FakeAccountCalls
+from mentorpay.testing._fake_billing import FakeBillingCalls
 from mentorpay.testing._fake_stripe import SESSION, FakeStripe
 
 __all__ = ["FakeGateway", "GatewayCall"]
@@ -90,7 +91,7 @@ def _recorded(method: str, request: Mapping[str, Any], shape: Any) -> dict[str, 
     return args
 
 
-class FakeGateway(GatewayReads, FakeAccountCalls):
+class FakeGateway(GatewayReads, FakeAccountCalls, FakeBillingCalls):
     """In-memory Stripe for tests and the offline demo (thread-safe).
 
     ``checkout_url_template`` formats each session's ``url`` (``{session_id}`` is replaced),
@@ -98,7 +99,8 @@ class FakeGateway(GatewayReads, FakeAccountCalls):
     ``latency`` (seconds) delays every call before it acts, to widen race windows in
     concurrency tests. ``clock`` stamps ``created`` and checks expiry windows.
     ``account_link_template`` formats onboarding URLs (``{account_id}``, ``{nonce}``), e.g. the
-    examples' offline Connect page; accounts are :class:`FakeAccountCalls`'.
+    examples' offline Connect page; accounts are :class:`FakeAccountCalls`'. Plan sessions,
+    subscriptions (:meth:`add_subscription`) and portal sessions are :class:`FakeBillingCalls`'.
     """
 
     def __init__(
