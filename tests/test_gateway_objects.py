@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mentorpay import gateway
+from mentorpay import stripe_billing as billing
 from mentorpay import stripe_objects as objects
 from mentorpay.errors import GatewayError, GatewayInvalidRequestError, WebhookPayloadError
 from mentorpay.events import EventEnvelope
@@ -172,10 +173,16 @@ def test_both_families_read_a_reference_the_same_way(ref: str, expanded: bool) -
 
 
 def test_the_gateway_reexports_the_lenient_models() -> None:
-    """``mentorpay.gateway`` re-exports every lenient model of ``stripe_objects``."""
-    lenient = {n for n in objects.__all__ if n.startswith("Gateway") and n != "GatewayObject"}
+    """``mentorpay.gateway`` re-exports every lenient model of ``stripe_objects`` and
+    ``stripe_billing``."""
+    modules = (objects, billing)
+    lenient = {
+        n for m in modules for n in m.__all__ if n.startswith("Gateway") and n != "GatewayObject"
+    }
     assert {model.__name__ for model in LENIENT} == lenient
-    assert all(getattr(objects, model.__name__) is model for model in LENIENT)
+    assert all(
+        any(getattr(m, model.__name__, None) is model for m in modules) for model in LENIENT
+    )
 
 
 def test_strict_parse_names_every_garbled_field() -> None:

@@ -14,6 +14,7 @@ implementation on the official SDK.
 """
 
 from mentorpay.gateway._accounts import ConnectLink
+from mentorpay.gateway._plans import is_subscription_canceled
 from mentorpay.gateway.errors import is_missing_resource, outcome_unknown
 from mentorpay.gateway.keys import (
     account_idempotency_key,
@@ -71,6 +72,7 @@ __all__ = [
     "checkout_expire_idempotency_key",
     "checkout_idempotency_key",
     "is_missing_resource",
+    "is_subscription_canceled",
     "login_link_idempotency_key",
     "outcome_unknown",
     "payout_reversal_idempotency_key",

@@ -27,6 +27,7 @@ from mentorpay.errors import (
     BookingNotFoundError,
     ConflictError,
     CurrencyMismatchError,
+    GatewayError,
     InvalidRequestError,
     NoCreditsError,
     NotAuthorizedError,
@@ -36,6 +37,7 @@ from mentorpay.errors import (
 from mentorpay.gateway import (
     PaymentGateway,
     PlanCheckoutParams,
+    is_subscription_canceled,
     plan_cancel_idempotency_key,
     plan_change_idempotency_key,
     portal_idempotency_key,
@@ -246,15 +248,22 @@ class PlansService:
             )
         if row.status == "canceled" or (at_period_end and row.cancel_at_period_end):
             return self.get(row.id)
-        self._gateway.cancel_subscription(
-            row.subscription_id,
-            at_period_end=at_period_end,
-            idempotency_key=plan_cancel_idempotency_key(
-                row.subscription_id, at_period_end=at_period_end
-            ),
-        )
+        try:
+            self._gateway.cancel_subscription(
+                row.subscription_id,
+                at_period_end=at_period_end,
+                idempotency_key=plan_cancel_idempotency_key(
+                    row.subscription_id, at_period_end=at_period_end
+                ),
+            )
+            canceled = not at_period_end
+        except GatewayError as exc:
+            # Already canceled at Stripe (a retry after a lost answer, or the portal): done.
+            if not is_subscription_canceled(exc):
+                raise
+            canceled = True
         values: dict[str, Any] = {"cancel_at_period_end": True}
-        if not at_period_end:
+        if canceled:
             values = {"status": "canceled", "open_key": None, "canceled_at": self._clock()}
         run_in_transaction(
             self._engine,
