@@ -198,7 +198,6 @@ def _line(
         "discount_amounts": [],
         "discountable": True,
         "discounts": [],
-        "invoice": invoice_id,
         "livemode": False,
         "metadata": {},
         "period": {"start": start, "end": end},
@@ -206,6 +205,8 @@ def _line(
         "subscription": subscription_id,
     }
     if newer:
+        # Older spec snapshots (2020-08-27) have no line ``invoice``: kept to the newer shape.
+        line["invoice"] = invoice_id
         line["parent"] = {
             "type": "subscription_item_details",
             "invoice_item_details": None,
