@@ -65,8 +65,9 @@ OLDER_SHAPE_FIELDS: dict[str, set[str]] = {
     "SubscriptionObject": {"current_period_start", "current_period_end"},
 }
 #: Older-shape fields newer than the 2020-08-27 spec in the fixture (2022-04 snapshot), still
-#: before basil: invoice ``subscription_details`` (added 2023, stripe-php v10.15.0-beta.2 release
-#: notes; moved by basil) and subscription ``currency`` (declared by the pinned SDK too).
+#: before basil: invoice ``subscription_details`` (its metadata "populated only for invoices
+#: created on or after June 29, 2023", says the SDK's ``Invoice.Parent.SubscriptionDetails``;
+#: moved by basil) and subscription ``currency`` (declared by the pinned SDK too).
 ADDED_AFTER_2020_SPEC = {"invoice": {"subscription_details"}, "subscription": {"currency"}}
 
 #: mentorpay's model -> the SDK class it mirrors (nested models included).
@@ -299,6 +300,17 @@ def test_invoice_model_reads_either_shape(api_version: str) -> None:
     assert inv.period_end == T0
     expected_pi = None if is_newer_shape(api_version) else "pi_older"
     assert (inv.payment_intent, inv.amount_paid, inv.currency) == (expected_pi, 8000, "gbp")
+
+
+@pytest.mark.parametrize("api_version", VERSIONS)
+def test_invoice_without_a_metadata_snapshot_reads_as_empty(api_version: str) -> None:
+    """Invoices made before 2023-06-29 carry null subscription metadata: read as empty."""
+    obj = build_all(api_version)["invoice"]
+    details = obj["parent"] if is_newer_shape(api_version) else obj
+    details["subscription_details"]["metadata"] = None
+    inv = InvoiceObject.model_validate(obj)
+    assert inv.subscription_metadata == {}
+    assert inv.subscription_id is not None
 
 
 def test_invoice_payment_model_names_the_payment_intent() -> None:
