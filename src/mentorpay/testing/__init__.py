@@ -7,6 +7,8 @@
 - :func:`sign_payload`, :func:`make_event`, :func:`encode_event` and the object builders
   (:func:`checkout_session`, :func:`payment_intent`, :func:`charge`, :func:`dispute`,
   :func:`refund`, :func:`transfer`): signed, Stripe-shaped webhook events.
+- Stripe Billing builders (:func:`subscription`, :func:`invoice`, :func:`invoice_payment`,
+  :func:`subscription_checkout_session`, :func:`plan_metadata`), in either API shape.
 - :class:`OfflineCheckout`, :func:`post_webhook`: a local page standing in for Stripe Checkout
   that sends the app the signed webhooks Stripe would send (the examples' offline mode), in
   each of Stripe's test :data:`SCENARIOS` (declined card, bank debit settling or failing days
@@ -17,6 +19,13 @@
   mentorpay's tables, configured exactly as in production.
 """
 
+from mentorpay.testing._billing_events import (
+    invoice,
+    invoice_payment,
+    plan_metadata,
+    subscription,
+    subscription_checkout_session,
+)
 from mentorpay.testing._bookings import InMemoryBookings
 from mentorpay.testing._db import POSTGRES_URL_ENV, postgres_engine, sqlite_engine, truncate_all
 from mentorpay.testing._events import (
@@ -69,14 +78,19 @@ __all__ = [
     "checkout_session",
     "dispute",
     "encode_event",
+    "invoice",
+    "invoice_payment",
     "make_event",
     "payment_intent",
+    "plan_metadata",
     "post_webhook",
     "postgres_engine",
     "refund",
     "sign_payload",
     "sqlite_engine",
     "stripe_id",
+    "subscription",
+    "subscription_checkout_session",
     "transfer",
     "truncate_all",
 ]
