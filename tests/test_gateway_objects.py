@@ -180,9 +180,7 @@ def test_the_gateway_reexports_the_lenient_models() -> None:
         n for m in modules for n in m.__all__ if n.startswith("Gateway") and n != "GatewayObject"
     }
     assert {model.__name__ for model in LENIENT} == lenient
-    assert all(
-        any(getattr(m, model.__name__, None) is model for m in modules) for model in LENIENT
-    )
+    assert all(any(getattr(m, model.__name__, None) is model for m in modules) for model in LENIENT)
 
 
 def test_strict_parse_names_every_garbled_field() -> None:

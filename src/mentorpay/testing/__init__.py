@@ -42,6 +42,7 @@ from mentorpay.testing._events import (
     stripe_id,
     transfer,
 )
+from mentorpay.testing._fake_renewals import BillingEvents, FakeBilling
 from mentorpay.testing._gateway import FakeGateway, GatewayCall
 from mentorpay.testing._mail import OutboxMailer
 from mentorpay.testing._offline import (
@@ -59,6 +60,8 @@ __all__ = [
     "POSTGRES_URL_ENV",
     "SCENARIOS",
     "STRIPE_API_VERSION",
+    "BillingEvents",
+    "FakeBilling",
     "FakeClock",
     "FakeGateway",
     "GatewayCall",

@@ -184,6 +184,79 @@ class FakeBillingCalls:
         )
         return sub
 
+    def complete_subscription_session(
+        self, session_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The customer pays a subscription-mode session: a customer (unless the session named
+        one) and an active subscription on the plan's price appear, carrying the metadata
+        mentorpay set; returns the completed session and the subscription."""
+        with self._lock:
+            session = self._stripe.stored(SESSION, session_id)
+            params = self._stripe.plan_params.get(session_id)
+            if params is None or params.kind != "subscription" or session["status"] != "open":
+                raise _invalid(f"Checkout Session {session_id} is not an open subscription sale")
+            customer = session.get("customer") or _new_id("cus")
+            sub = self.add_subscription(
+                customer_id=customer,
+                amount=params.amount,
+                metadata=params.metadata,
+                interval=params.interval,
+                interval_count=params.interval_count,
+                price_id=params.stripe_price_id,
+            )
+            session.update(
+                status="complete", payment_status="paid", subscription=sub["id"], customer=customer
+            )
+            return copy.deepcopy(session), copy.deepcopy(sub)
+
+    def roll_subscription(self, subscription_id: str, **changes: Any) -> dict[str, Any]:
+        """Start the subscription's next period (Stripe's renewal), with ``changes`` to the
+        subscription's fields (a ``status``); returns it."""
+        with self._lock:
+            sub = self._stripe.stored("subscription", subscription_id)
+            item = sub["items"]["data"][0]
+            recurring = item["price"]["recurring"]
+            days = _INTERVAL_DAYS[recurring["interval"]] * recurring["interval_count"]
+            start = item["current_period_end"]
+            item.update(current_period_start=start, current_period_end=start + days * 86_400)
+            sub.update(changes)
+            return copy.deepcopy(sub)
+
+    def end_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """A subscription set to cancel at period end reaches it: ``canceled``."""
+        with self._lock:
+            sub = self._stripe.stored("subscription", subscription_id)
+            now = self._stripe.now()
+            sub.update(status="canceled", ended_at=now, canceled_at=sub["canceled_at"] or now)
+            return copy.deepcopy(sub)
+
+    def set_subscription_status(self, subscription_id: str, status: str) -> dict[str, Any]:
+        """Stripe moved the subscription to ``status`` (past due after a failed renewal...)."""
+        with self._lock:
+            sub = self._stripe.stored("subscription", subscription_id)
+            sub["status"] = status
+            return copy.deepcopy(sub)
+
+    def pay_invoice_intent(self, amount: Money) -> dict[str, Any]:
+        """The succeeded PaymentIntent (and charge, refundable) paying one invoice: no metadata,
+        as Stripe makes an invoice's payment intent."""
+        with self._lock:
+            created = self._stripe.now()
+            return self._stripe.add_payment_intent(
+                {
+                    "id": _new_id("pi"),
+                    "object": "payment_intent",
+                    "amount": amount.amount,
+                    "amount_received": amount.amount,
+                    "currency": amount.currency.lower(),
+                    "status": "succeeded",
+                    "metadata": {},
+                    "description": "Subscription update",
+                    "created": created,
+                    "livemode": self._stripe.livemode,
+                }
+            )
+
     # -- PaymentGateway -------------------------------------------------------------------------
 
     def create_plan_checkout_session(
