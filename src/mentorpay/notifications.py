@@ -15,7 +15,9 @@ can still repeat one message, with the same Message-ID, which mail systems dedup
 
 Messages: a receipt to the mentee and an earnings note to the mentor when a payment succeeds; a
 refund notice to the mentee; a dispute notice to the mentor when one opens and when it closes;
-a payout notice to the mentor when a payout settles.
+a payout notice to the mentor when a payout settles. Plans: a receipt and an earnings note per
+paid period or package, and notices to the mentee when a renewal fails, is coming, or the plan
+is cancelled.
 """
 
 from __future__ import annotations
@@ -87,9 +89,64 @@ class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
 
+def _what(booking_id: str) -> str:
+    """How a message names what was paid: a booking, or a plan (its payments carry the
+    ``plan:...`` booking id of :mod:`mentorpay.webhooks.handlers.plans`)."""
+    return "your plan" if booking_id.startswith("plan:") else f"booking {booking_id}"
+
+
+def _plan_messages(effect: Effect) -> list[tuple[str, str, str]]:
+    d = effect.data
+    mentee, mentor = d["mentee_id"], d["mentor_id"]
+    if effect.kind == "plan_period_paid":
+        cur = d["currency"]
+        paid, earned = Money(d["amount"], cur), Money(d["mentor_payout"], cur)
+        sessions = d["credits"]
+        return [
+            (
+                mentee,
+                f"Receipt: {paid} for {sessions} mentoring sessions",
+                f"Thank you for your payment of {paid}: {sessions} session credits, usable until "
+                f"{d['expires_at'][:10]}.\nReference: {d['payment_intent_id']}.",
+            ),
+            (
+                mentor,
+                f"You earned {earned} from a plan",
+                f"A plan was paid: {paid}, your earnings {earned}. Each session's share becomes "
+                "available once it took place; unused sessions' shares when they lapse.",
+            ),
+        ]
+    if effect.kind == "plan_payment_failed":
+        return [
+            (
+                mentee,
+                "Your plan's payment failed",
+                "We could not take your plan's renewal payment. Please update your payment "
+                "method; we will try again.",
+            )
+        ]
+    if effect.kind == "plan_renewal_upcoming":
+        when = (d.get("renews_at") or "soon")[:10]
+        return [(mentee, "Your plan renews soon", f"Your mentoring plan renews on {when}.")]
+    if effect.kind == "plan_canceled":
+        return [
+            (
+                mentee,
+                "Your plan was cancelled",
+                "Your mentoring plan was cancelled; sessions already paid for stay usable "
+                "until they lapse.",
+            )
+        ]
+    return []
+
+
 def render(effect: Effect, ledger: LedgerService) -> list[tuple[str, str, str]]:
     """The (user id, subject, body) messages an effect calls for."""
     d = effect.data
+    if effect.kind.startswith("plan_"):
+        return _plan_messages(effect)
+    if effect.kind == "payment_succeeded" and str(d["booking_id"]).startswith("plan:"):
+        return []  # a plan period: its plan_period_paid effect sends the receipt
     if effect.kind == "payment_succeeded":
         cur = d["currency"]
         paid, fee, earned = (Money(d[k], cur) for k in ("amount", "platform_fee", "mentor_payout"))
@@ -115,23 +172,23 @@ def render(effect: Effect, ledger: LedgerService) -> list[tuple[str, str, str]]:
         return [
             (
                 payment.mentee_id,
-                f"Refund of {what} for booking {payment.booking_id}",
-                f"We refunded {what} of your payment of {payment.gross} for booking "
-                f"{payment.booking_id}. It reaches your card in 5-10 business days.",
+                f"Refund of {what} for {_what(payment.booking_id)}",
+                f"We refunded {what} of your payment of {payment.gross} for "
+                f"{_what(payment.booking_id)}. It reaches your card in 5-10 business days.",
             )
         ]
     if effect.kind in ("dispute_opened", "dispute_closed"):
         payment = ledger.payment(d["payment_intent_id"])
         if effect.kind == "dispute_opened":
-            subject = f"Payment for booking {payment.booking_id} is disputed"
+            subject = f"Payment for {_what(payment.booking_id)} is disputed"
             body = (
-                f"The payer disputed {Money(d['amount'], d['currency'])} of booking "
-                f"{payment.booking_id}. Your share is held until the bank decides."
+                f"The payer disputed {Money(d['amount'], d['currency'])} of "
+                f"{_what(payment.booking_id)}. Your share is held until the bank decides."
             )
         else:
             outcome = "won: your earnings are released" if d["won"] else "lost"
-            subject = f"Dispute for booking {payment.booking_id} closed"
-            body = f"The dispute on booking {payment.booking_id} was {outcome}."
+            subject = f"Dispute for {_what(payment.booking_id)} closed"
+            body = f"The dispute on {_what(payment.booking_id)} was {outcome}."
         return [(payment.mentor_id, subject, body)]
     if effect.kind == "payout_settled":
         amount = Money(d["amount"], d["currency"])
@@ -216,6 +273,10 @@ def install_receipts(
         "dispute_opened",
         "dispute_closed",
         "payout_settled",
+        "plan_period_paid",
+        "plan_payment_failed",
+        "plan_renewal_upcoming",
+        "plan_canceled",
     ):
         webhooks.on(kind, send)
 

@@ -64,8 +64,17 @@ class PlanPeriods:
         return storage.lock_purchase(conn, row.id)
 
     def _advance(self, conn: Connection, row: Row[Any], env: EventEnvelope, **values: Any) -> bool:
-        """Apply a subscription state newer than the last one applied; ``False`` if stale."""
-        if row.status == "canceled" or env.created < row.stripe_seen_at:
+        """Apply a subscription state newer than the last one applied; ``False`` if stale.
+
+        ``canceled`` is final. A purchase cancelled through ``mp.plans.cancel`` is canceled
+        before Stripe's ``customer.subscription.deleted`` arrives: that event (newer than any
+        applied) still counts once, so the host hears of the cancellation."""
+        if row.status == "canceled":
+            if values.get("status") != "canceled" or env.created < row.stripe_seen_at:
+                return False
+            storage.update_purchase(conn, row.id, self._clock(), stripe_seen_at=env.created)
+            return True
+        if env.created < row.stripe_seen_at:
             return False
         status = values.get("status")
         if status == "checkout" and row.status not in ("creating", "checkout"):
