@@ -12,7 +12,8 @@ share is then released to the mentor (``mp.plans.expire_due``). A refund or lost
 removes the unused credits its money paid for first (:mod:`mentorpay.plans.rules`).
 
 Layout: :mod:`.info` (the host's plans), :mod:`.rules` (pure), :mod:`.storage` (the plan
-tables' statements), :mod:`.checkout` (selling a plan), :mod:`.service` (``mp.plans``),
+tables' statements), :mod:`.checkout` (selling a plan), :mod:`.service` (``mp.plans``;
+credits in :mod:`.credits`),
 :mod:`.views`; the webhook side is :mod:`mentorpay.webhooks.handlers.plans`.
 """
 
