@@ -64,6 +64,13 @@ _WEBHOOK_TESTS = [
     "tests/test_webhooks_orderings.py",
 ]
 # Module names are dotted below mentorpay: "ledger.rules" is src/mentorpay/ledger/rules.py.
+_PLAN_TESTS = [
+    "tests/test_plans_lifecycle.py",
+    "tests/test_plans_notifications.py",
+    "tests/test_plans_orderings.py",
+    "tests/test_plans_attacker.py",
+    "tests/test_plans_refunds.py",
+]
 MODULE_TESTS: dict[str, list[str]] = {
     "money": [
         "tests/test_mutation_money.py",
@@ -112,6 +119,10 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_accounts.py",
         "tests/test_accounts_gateway.py",
     ],
+    "plans.rules": ["tests/test_plan_rules.py", *_PLAN_TESTS],
+    "plans.credits": _PLAN_TESTS,
+    "webhooks.handlers._plan_periods": _PLAN_TESTS,
+    "webhooks.handlers.plans": _PLAN_TESTS,
 }
 DEFAULT_MODULES = list(MODULE_TESTS)
 TEST_OVERRIDE: list[str] = []  # --tests

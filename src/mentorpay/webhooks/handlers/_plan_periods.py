@@ -97,6 +97,8 @@ class PlanPeriods:
         assert purchase is not None
         now = self._clock()
         price, sessions = purchase.price, purchase.sessions
+        # Connect: the fee Stripe keeps on this price (None: the policy's, as sent with a change).
+        fee = purchase.application_fee
         if period.plan_id is not None and period.plan_id == purchase.pending_plan_id:
             # The change mentorpay asked for took effect with this invoice.
             price, sessions = purchase.pending_price, purchase.pending_sessions
@@ -110,14 +112,16 @@ class PlanPeriods:
                 pending_plan_id=None,
                 pending_price=None,
                 pending_sessions=None,
+                application_fee=None,
             )
+            fee = None
         # Refunds and disputes of this intent ignored meanwhile (see the module docstring).
         self._recorder.serialize_on(conn, pi)
         InboxStore.ignore_waiting(conn, pi, now, revive=True)
         booking_id = period_booking_id(purchase.id, period.invoice_id)
         result = self._record(conn, env, purchase, booking_id, Money(price, purchase.currency),
                               pi=pi, amount=period.amount, currency=period.currency, meta=meta,
-                              session_id=None, charge_id=None)  # fmt: skip
+                              session_id=None, charge_id=None, fee=fee)  # fmt: skip
         return self._granted(conn, purchase, result, period_id=period.id, sessions=sessions,
                              booking_id=booking_id, now=now)  # fmt: skip
 
@@ -136,6 +140,7 @@ class PlanPeriods:
         session_id: str | None,
         charge_id: str | None,
         review: str | None = None,
+        fee: int | None = None,
     ) -> HandlerResult:
         expected = Expected(booking_id, purchase.mentor_id, purchase.mentee_id, price, "checkout")
         booking = BookingInfo(
@@ -155,7 +160,7 @@ class PlanPeriods:
             metadata=meta,
             session_id=session_id,
             charge_id=charge_id,
-            platform_fee=purchase.application_fee,
+            platform_fee=fee,
             expected=(expected, booking),
             review=review,
         )
@@ -246,7 +251,8 @@ class PlanPeriods:
             foreign = f"session_mismatch: {session_id} is not the package's checkout session"
         result = self._record(conn, env, purchase, booking_id, price, pi=pi, amount=amount,
                               currency=currency, meta=metadata, session_id=session_id,
-                              charge_id=charge_id, review=foreign)  # fmt: skip
+                              charge_id=charge_id, review=foreign,
+                              fee=purchase.application_fee)  # fmt: skip
         if result.status not in ("success", "needs_review"):
             return result
         storage.insert_package_period(
