@@ -42,6 +42,10 @@ def test_a_full_refund_removes_every_unused_credit_and_none_used() -> None:
     assert rules.credits_left(4, 3, 8000, 2000) == 0  # the one unused credit goes
     assert rules.credits_left(4, 0, 8000, 1) == 3  # any refund at all costs a credit
     assert rules.credits_left(4, 0, 8000, 0) == 4
+    # Degenerate inputs remove nothing instead of raising or adding credits.
+    assert rules.credits_removed(4, 0, 0) == 0
+    assert rules.credits_removed(4, 0, 100) == 0
+    assert rules.credits_removed(4, 8000, -8000) == 0
 
 
 @given(st.integers(0, 1_000_000), st.integers(1, 60))
