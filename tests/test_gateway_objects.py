@@ -173,8 +173,7 @@ def test_both_families_read_a_reference_the_same_way(ref: str, expanded: bool) -
 
 
 def test_the_gateway_reexports_the_lenient_models() -> None:
-    """``mentorpay.gateway`` re-exports every lenient model of ``stripe_objects`` and
-    ``stripe_billing``."""
+    """``mentorpay.gateway`` re-exports every lenient model of the two Stripe object modules."""
     modules = (objects, billing)
     lenient = {
         n for m in modules for n in m.__all__ if n.startswith("Gateway") and n != "GatewayObject"

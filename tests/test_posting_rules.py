@@ -438,8 +438,7 @@ def test_payment_status_labels(kwargs: dict[str, object], expected: str) -> None
 def test_session_shares_and_the_released_remainder_sum_to_the_payout(
     gross: int, rate: int, credits: int, delivered: set[int]
 ) -> None:
-    """A plan period: the delivered sessions' shares plus the remainder released at expiry
-    move exactly the mentor's payout from pending to available."""
+    """Delivered sessions' shares plus the remainder released at expiry move exactly P."""
     sim = Sim(state(gross, rate))
     shares = [sim.share(k, credits) for k in sorted(d for d in delivered if d < credits)]
     expected = [
@@ -456,8 +455,7 @@ def test_session_shares_and_the_released_remainder_sum_to_the_payout(
 def test_a_refund_after_some_sessions_takes_pending_first_then_available(
     gross: int, rate: int, credits: int, delivered: int, refund: int
 ) -> None:
-    """A refund of a period whose sessions were partly released takes the reversed share from
-    what is still pending first, and only the rest from what the sessions released."""
+    """A refund after some sessions were released takes pending first, then available."""
     sim = Sim(state(gross, rate))
     released = sum(sim.share(k, credits) for k in range(min(delivered, credits)))
     pending_before = sim.accounts[PENDING]

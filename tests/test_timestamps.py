@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mentorpay import BookingInfo, MentorPay, MentorpayConfig, Money
+from mentorpay import BookingInfo, MentorPay, MentorpayConfig, Money, PlanInfo
 from mentorpay.models import UTCDateTime, metadata
 from mentorpay.testing import (
+    FakeBilling,
     FakeGateway,
     InMemoryBookings,
+    InMemoryPlans,
     OutboxMailer,
     charge,
     dispute,
@@ -40,7 +42,7 @@ def _deliver(mp: MentorPay, event_type: str, obj: dict[str, Any]) -> str:
 
 def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     """Checkout, payment with receipts, partial refund, dispute won, release, a paid payout,
-    a mentor's connected account, a cancellation."""
+    a mentor's connected account, a cancellation, plans and a credit spent."""
     engine = sqlite_engine(tmp_path, "stamps.db")
     bookings = InMemoryBookings(
         [
@@ -49,6 +51,13 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
             BookingInfo(
                 "3", "u7", "m3", Money(5000, "GBP"), "confirmed", starts_at=NOW + timedelta(days=1)
             ),
+            BookingInfo("4", "u7", "m3", None, "confirmed"),
+        ]
+    )
+    plans = InMemoryPlans(
+        [
+            PlanInfo("monthly", "m3", "subscription", Money(8000, "GBP"), 4),
+            PlanInfo("pack", "m3", "package", Money(20000, "GBP"), 5),
         ]
     )
     fake = FakeGateway(clock=lambda: NOW)
@@ -58,6 +67,7 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
         bookings=bookings,
         gateway=fake,
         clock=lambda: NOW,
+        plans=plans,
     )
     # Receipts: the outbox and the sent-message record are written too.
     mp.send_receipts(OutboxMailer(), lambda user_id: f"{user_id}@example.test")
@@ -84,6 +94,17 @@ def _full_flow(tmp_path: Path) -> tuple[MentorPay, Path]:
     mp.accounts.onboard("m3", refresh_url="https://a.test/r", return_url="https://a.test/ok")
     mp.bookings.cancel("3", by="mentor")  # unpaid: a cancellation row, nothing refunded
     mp.reconcile(NOW - timedelta(days=1), NOW + timedelta(days=1))  # a reconcile run row
+    # Plans: a package and a subscription bought, a credit spent and its session released.
+    urls = {"success_url": "https://a.test/ok", "cancel_url": "https://a.test/no"}
+    package = mp.checkout.create_plan_session("pack", user_id="u7", **urls)
+    paid = fake.complete_checkout_session(package.session_id)
+    assert _deliver(mp, "checkout.session.completed", paid) == "success"
+    monthly = mp.checkout.create_plan_session("monthly", user_id="u7", **urls)
+    for event_type, obj in FakeBilling(fake, lambda: NOW).subscribe(monthly.session_id):
+        _deliver(mp, event_type, obj)
+    mp.plans.consume(package.plan_purchase_id, "4")
+    mp.ledger.release("4")
+    mp.plans.cancel(monthly.plan_purchase_id, user_id="u7", at_period_end=False)
     assert mp.ledger.verify().ok  # a clean verify writes the ledger checkpoint
     return mp, tmp_path / "stamps.db"
 
@@ -114,4 +135,4 @@ def test_a_payment_created_exactly_at_since_is_counted(tmp_path: Path) -> None:
     mp, _ = _full_flow(tmp_path)
     report = mp.stats(NOW, NOW + timedelta(seconds=1))
     counts = {row.currency: row.payments for row in report.currencies}
-    assert counts == {"GBP": 2}
+    assert counts == {"GBP": 4}  # two bookings, a package and a subscription's first period
