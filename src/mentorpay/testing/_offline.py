@@ -230,9 +230,10 @@ class OfflineCheckout:
         now = self.clock()
         with _known_session(session_id):
             plan = self._gateway.plan_checkout(session_id)
+            later: list[Step] = []
             if plan is not None and plan.kind == "subscription":
                 outcome: Outcome = "paid"
-                found, later = subscribe(self.billing, session_id, scenario), []
+                found = subscribe(self.billing, session_id, scenario)
             else:
                 outcome, found, later = play(self._gateway, session_id, scenario, now)
         with self._lock:
