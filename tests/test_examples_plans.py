@@ -84,10 +84,8 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 
     def deliver(url: str, event: SignedEvent) -> int:
         headers = {"Stripe-Signature": event.signature, "Content-Type": "application/json"}
-        status: int = clients[0].post(urlsplit(url).path, content=event.body, headers=headers) \
-            .status_code if request.param == "fastapi" else clients[0].post(
-            urlsplit(url).path, data=event.body, headers=headers).status_code  # fmt: skip
-        return status
+        body = {"content" if request.param == "fastapi" else "data": event.body}
+        return int(clients[0].post(urlsplit(url).path, headers=headers, **body).status_code)
 
     if request.param == "flask":
         flask = flask_app.create_app(_env(tmp_path), deliver=deliver)
