@@ -200,7 +200,7 @@ def demo_plans() -> InMemoryPlans:
                 "subscription",
                 Money.parse("80.00", "gbp"),
                 4,
-                name=f"Monthly mentoring with mentor {DEMO_MENTOR} (4 sessions)",
+                name=f"Monthly mentoring with mentor {DEMO_MENTOR}",
             ),
             PlanInfo(
                 f"pack5-{DEMO_MENTOR}",

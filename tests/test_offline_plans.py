@@ -11,7 +11,16 @@ from sqlalchemy import Engine
 
 from mentorpay import InvalidRequestError
 from mentorpay.testing import InMemoryPlans, OfflineCheckout, SignedEvent
-from tests.plan_kit import CANCEL, MONTHLY, MONTHLY_PLUS, PACKAGE, SECRET, SUCCESS, plan_world
+from tests.plan_kit import (
+    CANCEL,
+    MONTHLY,
+    MONTHLY_PLUS,
+    PACKAGE,
+    SECRET,
+    START,
+    SUCCESS,
+    plan_world,
+)
 
 URL = "http://127.0.0.1:9/payments/webhook"
 
@@ -126,3 +135,13 @@ def test_a_refused_renewal_is_delivered_again(engine: Engine) -> None:
     o.offline.advance(timedelta(seconds=1), URL, o.deliver)
     assert len(o.w.mp.plans.get(purchase).periods) == 2
     o.w.assert_verified()
+
+
+def test_upcoming_lists_the_next_renewal(engine: Engine) -> None:
+    """The page's list of what Stripe does next shows the subscription's renewal date."""
+    o = Offline(engine)
+    assert o.offline.upcoming() == []
+    session_id, purchase = o.session("monthly")
+    o.offline.pay_and_deliver(session_id, URL, o.deliver)
+    sub_id = o.w.mp.plans.get(purchase).subscription_id
+    assert o.offline.upcoming() == [(START + timedelta(days=30), f"subscription {sub_id} renews")]

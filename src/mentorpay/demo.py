@@ -59,7 +59,7 @@ PLANS = (
         "subscription",
         Money.parse("80.00", "GBP"),
         4,
-        name="Monthly mentoring with dana (4 sessions)",
+        name="Monthly mentoring with dana",
     ),
     PlanInfo(
         "dana-pack5",

@@ -45,7 +45,12 @@ from mentorpay.plans.info import PlanSource
 from mentorpay.testing._events import encode_event, make_event, sign_payload
 from mentorpay.testing._fake_renewals import FakeBilling
 from mentorpay.testing._gateway import FakeGateway
-from mentorpay.testing._offline_plans import plan_description_html, plan_scenarios, subscribe
+from mentorpay.testing._offline_plans import (
+    plan_description_html,
+    plan_scenarios,
+    subscribe,
+    subscription_steps,
+)
 from mentorpay.testing._scenarios import FakeClock, Outcome, Scenario, Step, play
 
 __all__ = ["OfflineCheckout", "PaidSession", "SignedEvent", "WebhookDeliverer", "post_webhook"]
@@ -273,9 +278,11 @@ class OfflineCheckout:
         return paid
 
     def upcoming(self) -> list[tuple[Any, str]]:
-        """``(due, label)`` of what Stripe will do later, soonest first."""
+        """``(due, label)`` of what Stripe will do later (subscriptions' renewals included),
+        soonest first."""
         with self._lock:
-            return [(step.due, step.label) for step in self._steps]
+            steps = [(step.due, step.label) for step in self._steps]
+        return sorted(steps + subscription_steps(self._gateway), key=lambda item: item[0])
 
     def advance(
         self, delta: timedelta, webhook_url: str, deliver: WebhookDeliverer = post_webhook

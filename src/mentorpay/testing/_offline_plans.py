@@ -12,14 +12,16 @@ do not apply to a subscription's first invoice the way the fake plays them for b
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 
 from mentorpay.errors import InvalidRequestError
 from mentorpay.gateway.protocol import PlanCheckoutParams
 from mentorpay.plans.info import PlanSource
 from mentorpay.testing._fake_renewals import BillingEvents, FakeBilling
+from mentorpay.testing._gateway import FakeGateway
 from mentorpay.testing._scenarios import SCENARIOS, Scenario
 
-__all__ = ["plan_description_html", "plan_scenarios", "subscribe"]
+__all__ = ["plan_description_html", "plan_scenarios", "subscribe", "subscription_steps"]
 
 
 def plan_scenarios(params: PlanCheckoutParams | None) -> dict[Scenario, str]:
@@ -58,3 +60,16 @@ def subscribe(billing: FakeBilling, session_id: str, scenario: Scenario) -> Bill
             session_id=session_id,
         )
     return billing.subscribe(session_id)
+
+
+def subscription_steps(gateway: FakeGateway) -> list[tuple[datetime, str]]:
+    """``(due, label)`` of each live subscription's next renewal (or end, when it cancels at
+    its period's end), for the page's list of what Stripe does next."""
+    steps: list[tuple[datetime, str]] = []
+    for sub in gateway.subscriptions:
+        if sub["status"] == "canceled":
+            continue
+        end = datetime.fromtimestamp(sub["items"]["data"][0]["current_period_end"], UTC)
+        verb = "ends" if sub["cancel_at_period_end"] else "renews"
+        steps.append((end, f"subscription {sub['id']} {verb}"))
+    return steps
