@@ -3,7 +3,7 @@
 No payments logic lives here (mentorpay decides everything about money); this module only:
 
 - builds the :class:`~mentorpay.MentorPay` from the environment and applies its migrations;
-- stands in for the host application (demo bookings, the demo sign-in header);
+- stands in for the host application (demo bookings and plans, the demo sign-in header);
 - turns query strings and JSON bodies into mentorpay's types, raising mentorpay's own errors so
   the adapters render every failure the same way (``err.to_dict()`` with ``err.http_status``);
 - renders the demo's two pages (index, success) and the JSON both adapters answer.
@@ -48,7 +48,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode, urljoin
@@ -68,13 +68,16 @@ from mentorpay import (
     Page,
     PayloadTooLargeError,
     PaymentRecord,
+    PlanInfo,
     Split,
     WebhookResult,
 )
+from mentorpay.db import make_engine
 from mentorpay.testing import (
     FakeClock,
     FakeGateway,
     InMemoryBookings,
+    InMemoryPlans,
     OfflineCheckout,
     WebhookDeliverer,
     post_webhook,
@@ -105,6 +108,7 @@ __all__ = [
     "checkout_as_dict",
     "current_user",
     "demo_bookings",
+    "demo_plans",
     "history_as_dict",
     "history_query",
     "index_html",
@@ -186,6 +190,31 @@ def demo_bookings() -> InMemoryBookings:
     )
 
 
+def demo_plans() -> InMemoryPlans:
+    """The host application's plans: one monthly plan and one package per demo mentor."""
+    return InMemoryPlans(
+        [
+            PlanInfo(
+                f"monthly-{DEMO_MENTOR}",
+                DEMO_MENTOR,
+                "subscription",
+                Money.parse("80.00", "gbp"),
+                4,
+                name=f"Monthly mentoring with mentor {DEMO_MENTOR}",
+            ),
+            PlanInfo(
+                f"pack5-{DEMO_MENTOR}",
+                DEMO_MENTOR,
+                "package",
+                Money.parse("200.00", "gbp"),
+                5,
+                name=f"5 sessions with mentor {DEMO_MENTOR}",
+                validity=timedelta(days=90),
+            ),
+        ]
+    )
+
+
 class BackgroundWorker:
     """The ingest mode's worker inside the app: applies stored events soon after they arrive.
 
@@ -226,6 +255,8 @@ class Example:
     operators: frozenset[str] = frozenset({"ops"})
     #: The ingest mode's in-app worker (None in process mode).
     worker: BackgroundWorker | None = None
+    #: The host's plans for sale (examples/plan_pages.py).
+    plans: InMemoryPlans = field(default_factory=InMemoryPlans)
 
     def accept_webhook(self, body: bytes, signature: str | None) -> WebhookResult:
         """The webhook route's work: apply now (process mode) or store and answer (ingest)."""
@@ -258,9 +289,11 @@ class Example:
         return booking
 
     def advance_clock(self, delta: timedelta, webhook_url: str) -> None:
-        """Offline: move the fake clock on, deliver what fell due, release what is due."""
+        """Offline: move the fake clock on, deliver what fell due (plan renewals too), release
+        what is due and lapse the plan credits past their end (the host's daily jobs)."""
         self.offline_checkout().advance(delta, webhook_url, self.deliver)
         self.mp.ledger.release_due()
+        self.mp.plans.expire_due()
 
     def offline_checkout(self) -> OfflineCheckout:
         """The local checkout page, or NotFoundError (404) when real Stripe is configured."""
@@ -305,11 +338,14 @@ def build_example(
                 f"{OFFLINE_ENV}=1 to click through offline on SQLite with a public demo secret"
             )
         env["STRIPE_WEBHOOK_SECRET"] = OFFLINE_WEBHOOK_SECRET
-    bookings = demo_bookings()
+    bookings, plans = demo_bookings(), demo_plans()
     offline: OfflineCheckout | None = None
     if env.get("STRIPE_SECRET_KEY"):
-        # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies).
-        mp = MentorPay.from_env(bookings=bookings, environ=env, **_payout_mode(env))
+        # Real Stripe: MentorPay builds a StripeGateway (STRIPE_API_BASE applies). What
+        # MentorPay.from_env does, plus the plans.
+        config = MentorpayConfig.from_env(env, **_payout_mode(env))
+        engine = make_engine(config.database_url, pooler=config.pooler)
+        mp = MentorPay(config, engine, bookings=bookings, plans=plans)
     else:
         # Stripe's later steps and mentorpay's hold periods follow one clock the pages move on.
         clock = FakeClock()
@@ -320,10 +356,16 @@ def build_example(
         )
         # offline is SQLite only: the URL suffices
         config = MentorpayConfig.from_env(env, **_payout_mode(env))
-        mp = MentorPay(config, config.database_url, bookings=bookings, gateway=gateway, clock=clock)
-        offline = OfflineCheckout(
-            gateway, config.webhook_secrets[0].get_secret_value(), clock=clock
+        mp = MentorPay(
+            config,
+            config.database_url,
+            bookings=bookings,
+            gateway=gateway,
+            clock=clock,
+            plans=plans,
         )
+        secret = config.webhook_secrets[0].get_secret_value()
+        offline = OfflineCheckout(gateway, secret, clock=clock, plans=plans)
         log.warning(
             "mentorpay example in OFFLINE mode: no STRIPE_SECRET_KEY, so checkout is a local "
             "page and no card is charged; open / in a browser to click through"
@@ -331,7 +373,7 @@ def build_example(
     mp.upgrade_schema()
     operators = frozenset(u.strip() for u in env.get("MENTORPAY_OPERATORS", "ops").split(","))
     worker = BackgroundWorker(mp) if webhook_mode == "ingest" else None
-    return Example(mp, bookings, offline, deliver, operators, worker)
+    return Example(mp, bookings, offline, deliver, operators, worker, plans)
 
 
 def _payout_mode(env: Mapping[str, str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Cookie, Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from examples import accounts_pages, cancel_pages, common, mentor_pages
+from examples import accounts_pages, cancel_pages, common, mentor_pages, plan_pages
 from examples import operator_pages as pages
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, check_scenario, post_webhook
@@ -201,13 +201,16 @@ def create_app(
     @app.get("/mentor", response_class=HTMLResponse)
     def mentor_page(user: PageUser) -> HTMLResponse:
         earnings, clock = mp.dashboard.earnings(user), pages.clock_section(ex, "/mentor")
-        return HTMLResponse(mentor_pages.mentor_html(earnings, clock=clock))
+        sold = mp.plans.list_purchases(mentor_id=user)
+        return HTMLResponse(mentor_pages.mentor_html(earnings, clock=clock, plans=sold))
 
     @app.post("/mentor/payouts")
     def mentor_request_payout(user: PageUser, body: Body) -> RedirectResponse:
         mp.payouts.request(user, mentor_pages.payout_amount(pages.form_fields(body)))
         return RedirectResponse("/mentor", status_code=303)
 
+    # -- the mentee's plans page (examples/plan_pages.py) --------------------------------------
+    plan_pages.mount_fastapi(app, ex, PageUser)
     return app
 
 

@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from examples import accounts_pages, cancel_pages, common, mentor_pages
+from examples import accounts_pages, cancel_pages, common, mentor_pages, plan_pages
 from examples import operator_pages as pages
 from mentorpay import MentorpayError
 from mentorpay.testing import WebhookDeliverer, check_scenario, post_webhook
@@ -189,8 +189,9 @@ def create_app(
 
     @app.get("/mentor")
     def mentor_page() -> str:
-        earnings, clock = mp.dashboard.earnings(page_user()), pages.clock_section(ex, "/mentor")
-        return mentor_pages.mentor_html(earnings, clock=clock)
+        user, clock = page_user(), pages.clock_section(ex, "/mentor")
+        sold = mp.plans.list_purchases(mentor_id=user)
+        return mentor_pages.mentor_html(mp.dashboard.earnings(user), clock=clock, plans=sold)
 
     @app.post("/mentor/payouts")
     def mentor_request_payout() -> ResponseReturnValue:
@@ -198,6 +199,8 @@ def create_app(
         mp.payouts.request(user, mentor_pages.payout_amount(pages.form_fields(body)))
         return redirect("/mentor", code=303)
 
+    # -- the mentee's plans page (examples/plan_pages.py) --------------------------------------
+    plan_pages.mount_flask(app, ex, page_user)
     return app
 
 

@@ -9,10 +9,11 @@ renders HTML and parses the form. The page shows the signed-in user's own figure
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 from examples.charts import money_chart
 from examples.operator_pages import PAGE_HEAD
-from mentorpay import InvalidRequestError, MentorEarnings, Money
+from mentorpay import InvalidRequestError, MentorEarnings, Money, PlanPurchaseView
 
 __all__ = ["mentor_html", "payout_amount"]
 
@@ -25,8 +26,37 @@ def payout_amount(fields: dict[str, str]) -> Money:
     return Money.parse(amount, currency)
 
 
-def mentor_html(page: MentorEarnings, *, clock: str = "", notice: str = "") -> str:
-    """The mentor's page; ``clock`` is the offline clock's section, ``notice`` a message."""
+def _earned(view: PlanPurchaseView) -> Money:
+    return sum((p.mentor_payout for p in view.periods), Money.zero(view.price.currency))
+
+
+def _plans_sold(plans: Sequence[PlanPurchaseView]) -> str:
+    """The mentor's plans sold and their share of each paid period (already in the balances:
+    a plan's period is a ledger payment like a booking)."""
+    esc = html.escape
+    rows = "".join(
+        f"<tr id='sold-{esc(v.id)}'><td>{esc(v.plan_id)}</td><td>{esc(v.mentee_id)}</td>"
+        f"<td class='status'>{esc(v.status)}</td><td class='periods'>{len(v.periods)}</td>"
+        f"<td class='earned'>{esc(str(_earned(v)))}</td></tr>"
+        for v in plans
+        if v.periods
+    )
+    return (
+        "<h2>Plan earnings</h2><table id='plans-sold'><tr><th>Plan</th><th>Mentee</th>"
+        "<th>Status</th><th>Paid periods</th><th>Earned</th></tr>"
+        f"{rows or '<tr><td colspan=5>no plan sold yet</td></tr>'}</table>"
+    )
+
+
+def mentor_html(
+    page: MentorEarnings,
+    *,
+    clock: str = "",
+    notice: str = "",
+    plans: Sequence[PlanPurchaseView] = (),
+) -> str:
+    """The mentor's page; ``clock`` is the offline clock's section, ``notice`` a message,
+    ``plans`` the mentor's plans sold."""
     esc = html.escape
     rows = "".join(
         f"<tr id='balance-{esc(b.currency)}'><td>{esc(b.currency)}</td>"
@@ -73,5 +103,6 @@ def mentor_html(page: MentorEarnings, *, clock: str = "", notice: str = "") -> s
         + f"<h2>Request a payout</h2>{form}"
         + "<h2>My payouts</h2><table id='payouts'><tr><th>Id</th><th>Amount</th>"
         f"<th>Status</th></tr>{payouts or '<tr><td colspan=3>none yet</td></tr>'}</table>"
+        + _plans_sold(plans)
         + f"{clock}</body></html>"
     )

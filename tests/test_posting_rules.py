@@ -190,6 +190,7 @@ class Sim:
         assert 0 <= s.payout_reversed <= s.mentor_payout
         # A plan period's free share is split between pending and what its sessions released.
         free = s.mentor_payout - s.payout_reversed - s.payout_held
+        assert s.payout_released >= 0
         if s.released_at is None and s.destination is None:
             assert 0 <= s.payout_released <= free
             assert a[PENDING] == free - s.payout_released

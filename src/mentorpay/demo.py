@@ -2,13 +2,16 @@
 
 Bookings -> Checkout (FakeGateway) -> signed webhooks (a duplicate, sibling events, a refund
 that arrives before its payment, a dispute) -> release -> payout -> transfer webhook -> balances
-and ``verify()``. Everything goes through the same public API a host application uses.
+and ``verify()``; then mentorship plans: a monthly plan and a package sold through Checkout,
+credits spent and released, a renewal on the fake clock and the lapse of unused credits.
+Everything goes through the same public API a host application uses.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,13 @@ from mentorpay.config import MentorpayConfig
 from mentorpay.db import make_engine
 from mentorpay.events import Effect
 from mentorpay.money import Money
+from mentorpay.plans import PlanInfo
 from mentorpay.testing import (
+    FakeBilling,
+    FakeClock,
     FakeGateway,
     InMemoryBookings,
+    InMemoryPlans,
     OutboxMailer,
     encode_event,
     make_event,
@@ -41,6 +48,28 @@ BOOKINGS = (
     BookingInfo("44", MENTEE, "bob", Money.parse("150.00", "GBP"), "confirmed", "acct_bob"),
     BookingInfo("45", MENTEE, "bob", Money.parse("200.00", "GBP"), "confirmed", "acct_bob"),
     BookingInfo("46", MENTEE, "chiyo", Money.parse("5000", "JPY"), "confirmed", "acct_chiyo"),
+)
+
+#: Sold after the bookings' story, by a mentor of their own so the figures above stay apart.
+PLAN_MENTOR = "dana"
+PLANS = (
+    PlanInfo(
+        "dana-monthly",
+        PLAN_MENTOR,
+        "subscription",
+        Money.parse("80.00", "GBP"),
+        4,
+        name="Monthly mentoring with dana",
+    ),
+    PlanInfo(
+        "dana-pack5",
+        PLAN_MENTOR,
+        "package",
+        Money.parse("200.00", "GBP"),
+        5,
+        name="5 sessions with dana",
+        validity=timedelta(days=90),
+    ),
 )
 
 
@@ -69,12 +98,27 @@ def run_demo(path: Path, say: Say, *, fresh: bool = True, progress: Progress = _
     if fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    gateway = FakeGateway(checkout_url_template="https://checkout.example/{session_id}")
+    # Real time until the plans' part moves it on a month (a renewal).
+    clock = FakeClock()
+    gateway = FakeGateway(
+        checkout_url_template="https://checkout.example/{session_id}", clock=clock
+    )
     config = MentorpayConfig(webhook_secrets=[DEMO_SECRET], payout_mode="stripe_transfer")
     bookings = InMemoryBookings(BOOKINGS)
-    mp = MentorPay(config, make_engine(f"sqlite:///{path}"), bookings=bookings, gateway=gateway)
+    mp = MentorPay(
+        config,
+        make_engine(f"sqlite:///{path}"),
+        bookings=bookings,
+        gateway=gateway,
+        clock=clock,
+        plans=InMemoryPlans(PLANS),
+    )
     try:
-        return _walk_through(mp, gateway, say, progress)
+        code = _walk_through(mp, gateway, say, progress)
+        if code == 0:
+            _plans_story(mp, _Stripe(mp, gateway), bookings, clock, say)
+            code = _verify(mp, say)
+        return code
     finally:
         mp.engine.dispose()
 
@@ -177,6 +221,62 @@ def _walk_through(mp: MentorPay, gateway: FakeGateway, say: Say, progress: Progr
     say(f"After-commit notifications sent: {len(notifications)} ({dict(Counter(notifications))})")
     say(f"Emails in the outbox: {len(outbox.messages)}, e.g. {outbox.messages[0].subject!r}")
     report = mp.ledger.verify()
+    return 0 if report.ok else _verify(mp, say)
+
+
+def _verify(mp: MentorPay, say: Say) -> int:
+    report = mp.ledger.verify()
     outcome = "OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)
     say(f"Ledger verify: {outcome} ({report.transactions} journal transactions)")
     return 0 if report.ok else 2
+
+
+def _plan_rows(mp: MentorPay) -> list[list[object]]:
+    return [
+        [v.plan_id, v.kind, v.status, len(v.periods), v.credits_left]
+        for v in mp.plans.list_purchases(mentee_id=MENTEE)
+    ]
+
+
+def _plans_story(
+    mp: MentorPay, stripe: _Stripe, bookings: InMemoryBookings, clock: FakeClock, say: Say
+) -> None:
+    """A monthly plan and a package of dana's: bought, a credit spent on a session that takes
+    place, one renewal a month later, and the first month's unused credits lapsing."""
+    billing = FakeBilling(stripe.gateway, clock)
+    urls = {"success_url": "https://app.example/plans", "cancel_url": "https://app.example/"}
+    monthly = mp.checkout.create_plan_session("dana-monthly", user_id=MENTEE, **urls)
+    for event_type, obj in billing.subscribe(monthly.session_id):
+        stripe.deliver(event_type, obj)
+    package = mp.checkout.create_plan_session("dana-pack5", user_id=MENTEE, **urls)
+    session = stripe.gateway.complete_checkout_session(package.session_id)
+    stripe.deliver("checkout.session.completed", session)
+    stripe.deliver(
+        "payment_intent.succeeded", stripe.gateway.payment_intent(session["payment_intent"])
+    )
+    say(f"\nPlans: {MENTEE} subscribes to dana's monthly plan and buys her 5-session package")
+    for purchase, booking_id in ((monthly, "p1"), (package, "p2")):
+        bookings.add(BookingInfo(booking_id, MENTEE, PLAN_MENTOR, None, "confirmed"))
+        credit = mp.plans.consume(purchase.plan_purchase_id, booking_id)
+        mp.ledger.release(booking_id)
+        say(f"Session {booking_id} paid with a {purchase.plan_id} credit took place: "
+            f"{credit.share} released to dana")  # fmt: skip
+    say(table(["plan", "kind", "status", "periods", "credits left"], _plan_rows(mp)))
+    clock.advance(timedelta(days=31))
+    for event_type, obj in billing.renew_due():
+        stripe.deliver(event_type, obj)
+    lapsed = mp.plans.expire_due()
+    say(f"A month later the plan renews; {lapsed} period's unused credits lapse (their share "
+        "goes to dana):")  # fmt: skip
+    say(table(["plan", "kind", "status", "periods", "credits left"], _plan_rows(mp)))
+    earned = [
+        [
+            v.plan_id,
+            len(v.periods),
+            str(sum((p.mentor_payout for p in v.periods), Money.zero("GBP"))),
+        ]
+        for v in mp.plans.list_purchases(mentor_id=PLAN_MENTOR)
+    ]
+    say("Dana's plan earnings (in her balance like any payment):")
+    say(table(["plan", "paid periods", "mentor share"], earned))
+    say(table(BALANCE_HEADERS, balance_rows(mp.ledger.balances(PLAN_MENTOR))))

@@ -328,6 +328,26 @@ def _add_reconcile(commands: Commands) -> None:
     rec.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def _add_plans(commands: Commands) -> None:
+    actions = group(commands, "plans", "mentorship plans: subscriptions, packages, credits")
+    listing = command(actions, "list", "list plan purchases, newest first", "plans:cmd_plans_list")
+    listing.add_argument("--mentee", help="only this mentee's purchases")
+    listing.add_argument("--mentor", help="only this mentor's plans sold")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
+    show = command(actions, "show", "one purchase, its periods and credits", "plans:cmd_plans_show")
+    show.add_argument("id", help="the purchase's id, or its Stripe subscription id (sub_...)")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
+    expire = command(
+        actions,
+        "expire",
+        "lapse unused credits past their end and release the rest to mentors (daily job)",
+        "plans:cmd_plans_expire",
+    )
+    expire.add_argument("--now", help="expire as of this ISO date or datetime (default: now)")
+    expire.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 #: Each adds one top-level command or group; a new group is one more function here.
 SECTIONS: tuple[Callable[[Commands], None], ...] = (
     _add_demo,
@@ -337,6 +357,7 @@ SECTIONS: tuple[Callable[[Commands], None], ...] = (
     _add_events,
     _add_payouts,
     _add_accounts,
+    _add_plans,
     _add_refund,
     _add_payments,
     _add_outbox,

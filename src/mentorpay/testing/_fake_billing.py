@@ -184,6 +184,11 @@ class FakeBillingCalls:
         )
         return sub
 
+    def plan_checkout(self, session_id: str) -> PlanCheckoutParams | None:
+        """What a plan Checkout Session was created with (None: not a plan session)."""
+        with self._lock:
+            return self._stripe.plan_params.get(session_id)
+
     def complete_subscription_session(
         self, session_id: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,7 +7,10 @@ after the payment. Pressing one completes (or declines) the fake session and sen
 signed webhooks Stripe would send, then the browser is redirected to the session's success URL
 (back to the page after a decline). What Stripe does later waits on a
 :class:`~mentorpay.testing.FakeClock`: :meth:`OfflineCheckout.advance` moves it on and delivers
-what fell due. Framework-agnostic: adapters only route to it.
+what fell due. Plan sessions work too (:mod:`mentorpay.testing._offline_plans`): a package is
+paid like a booking, a subscription through :class:`~mentorpay.testing.FakeBilling`, whose
+renewals :meth:`OfflineCheckout.advance` delivers when they fall due. Framework-agnostic:
+adapters only route to it.
 
 Errors are mentorpay's own, so adapters render them like any other: an unknown session is a
 :class:`~mentorpay.errors.NotFoundError` (404), paying a session that is no longer open a
@@ -38,9 +41,17 @@ from mentorpay.errors import (
     NotFoundError,
 )
 from mentorpay.money import Money
+from mentorpay.plans.info import PlanSource
 from mentorpay.testing._events import encode_event, make_event, sign_payload
+from mentorpay.testing._fake_renewals import FakeBilling
 from mentorpay.testing._gateway import FakeGateway
-from mentorpay.testing._scenarios import SCENARIOS, FakeClock, Outcome, Scenario, Step, play
+from mentorpay.testing._offline_plans import (
+    plan_description_html,
+    plan_scenarios,
+    subscribe,
+    subscription_steps,
+)
+from mentorpay.testing._scenarios import FakeClock, Outcome, Scenario, Step, play
 
 __all__ = ["OfflineCheckout", "PaidSession", "SignedEvent", "WebhookDeliverer", "post_webhook"]
 
@@ -150,15 +161,25 @@ class OfflineCheckout:
     """Renders the fake checkout page and turns its buttons into signed webhook events.
 
     Pass the :class:`FakeClock` the :class:`FakeGateway` runs on as ``clock`` (one running
-    with real time is made otherwise), so Stripe's ``created`` stamps follow it.
+    with real time is made otherwise), so Stripe's ``created`` stamps follow it. ``plans``
+    (the host's :class:`~mentorpay.PlanSource`) lets the page show a plan's sessions;
+    ``billing`` plays subscriptions (one on the gateway and clock is made otherwise).
     """
 
     def __init__(
-        self, gateway: FakeGateway, webhook_secret: str, *, clock: FakeClock | None = None
+        self,
+        gateway: FakeGateway,
+        webhook_secret: str,
+        *,
+        clock: FakeClock | None = None,
+        plans: PlanSource | None = None,
+        billing: FakeBilling | None = None,
     ) -> None:
         self._gateway = gateway
         self._secret = webhook_secret
         self.clock = clock if clock is not None else FakeClock()
+        self._plans = plans
+        self.billing = billing if billing is not None else FakeBilling(gateway, self.clock)
         self._steps: list[Step] = []
         self._retry: list[SignedEvent] = []
         self._lock = threading.Lock()
@@ -171,11 +192,19 @@ class OfflineCheckout:
         amount = Money(session["amount_total"], session["currency"])
         meta = session.get("metadata") or {}
         status = session["status"]
+        plan = self._gateway.plan_checkout(session_id)
         esc = html.escape
         buttons = "".join(
             f'<p><button id="{"pay" if name == "card" else "pay-" + name}" type="submit" '
             f'formaction="{esc(pay_action)}?scenario={name}">{esc(label)}</button></p>'
-            for name, label in SCENARIOS.items()
+            for name, label in plan_scenarios(plan).items()
+        )
+        what = (
+            plan_description_html(plan, self._plans)
+            if plan is not None
+            else f"<p>Booking <b id='booking'>{esc(str(meta.get('booking_id', '?')))}</b> with "
+            f"mentor {esc(str(meta.get('mentor_id', '?')))}: "
+            f"<b id='amount'>{esc(str(amount))}</b></p>"
         )
         body = (
             f'<form method="post" action="{esc(pay_action)}">'
@@ -195,10 +224,7 @@ class OfflineCheckout:
             "button{font-size:1rem;padding:.5rem 1rem}</style></head><body>"
             "<h1>Offline checkout</h1>"
             "<p>This page stands in for Stripe Checkout. No card is charged.</p>"
-            f"<p>Booking <b id='booking'>{esc(str(meta.get('booking_id', '?')))}</b> with "
-            f"mentor {esc(str(meta.get('mentor_id', '?')))}: "
-            f"<b id='amount'>{esc(str(amount))}</b></p>"
-            f"{notice}{body}"
+            f"{what}{notice}{body}"
             f"<p><a href='{esc(session.get('cancel_url') or '/')}'>Cancel</a></p>"
             "</body></html>"
         )
@@ -208,7 +234,13 @@ class OfflineCheckout:
         now; what Stripe does later is scheduled on the clock (see :meth:`advance`)."""
         now = self.clock()
         with _known_session(session_id):
-            outcome, found, later = play(self._gateway, session_id, scenario, now)
+            plan = self._gateway.plan_checkout(session_id)
+            later: list[Step] = []
+            if plan is not None and plan.kind == "subscription":
+                outcome: Outcome = "paid"
+                found = subscribe(self.billing, session_id, scenario)
+            else:
+                outcome, found, later = play(self._gateway, session_id, scenario, now)
         with self._lock:
             self._steps.extend(later)
             self._steps.sort(key=lambda step: step.due)
@@ -246,16 +278,19 @@ class OfflineCheckout:
         return paid
 
     def upcoming(self) -> list[tuple[Any, str]]:
-        """``(due, label)`` of what Stripe will do later, soonest first."""
+        """``(due, label)`` of what Stripe will do later (subscriptions' renewals included),
+        soonest first."""
         with self._lock:
-            return [(step.due, step.label) for step in self._steps]
+            steps = [(step.due, step.label) for step in self._steps]
+        return sorted(steps + subscription_steps(self._gateway), key=lambda item: item[0])
 
     def advance(
         self, delta: timedelta, webhook_url: str, deliver: WebhookDeliverer = post_webhook
     ) -> list[SignedEvent]:
         """Move the clock on by ``delta`` and deliver, in order, the events of every step that
-        fell due; returns them. A step whose delivery the app refused stays due (Stripe
-        retries), and :class:`~mentorpay.errors.GatewayError` is raised."""
+        fell due, then the renewals of every subscription whose period ended; returns them. A
+        step whose delivery the app refused stays due (Stripe retries), and
+        :class:`~mentorpay.errors.GatewayError` is raised."""
         if deliver is post_webhook:
             _require_local(webhook_url)
         now = self.clock.advance(delta)
@@ -264,7 +299,8 @@ class OfflineCheckout:
             with self._lock:
                 retry, self._retry = self._retry, []
                 step = self._steps.pop(0) if self._steps and self._steps[0].due <= now else None
-            if step is None and not retry:
+            renewals = self.billing.renew_due() if step is None and not retry else []
+            if step is None and not retry and not renewals:
                 return sent
             # Refused earlier: the same events (same ids), signed anew, as Stripe retries.
             events = [
@@ -272,6 +308,7 @@ class OfflineCheckout:
             ]
             if step is not None:
                 events += [self._signed(t, obj) for t, obj in step.act()]
+            events += [self._signed(t, obj) for t, obj in renewals]
             for n, event in enumerate(events):
                 try:
                     _send(deliver, webhook_url, event, session_id=None)
