@@ -467,3 +467,13 @@ def test_a_refund_after_some_sessions_takes_pending_first_then_available(
     from_pending = min(pending_before, reversed_share)
     assert sim.accounts[PENDING] == pending_before - from_pending
     assert sim.accounts[AVAILABLE] == released - (reversed_share - from_pending)
+
+
+def test_pending_part_is_zero_once_released_or_transferred() -> None:
+    """Nothing of a released or destination payment is pending, whatever its sessions did."""
+    fresh = state(10_000, 1000)
+    assert fresh.pending_part == 9000
+    assert replace(fresh, payout_released=2000).pending_part == 7000
+    assert replace(fresh, released_at=NOW).pending_part == 0
+    assert replace(fresh, destination="acct_1").pending_part == 0
+    assert replace(fresh, payout_released=2000, released_at=NOW).pending_part == 0
