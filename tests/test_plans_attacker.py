@@ -143,7 +143,9 @@ def test_a_package_session_that_is_not_the_purchases_goes_to_review(engine: Engi
     session = copy.deepcopy(w.gateway.complete_checkout_session(info.session_id))
     intent = w.gateway.payment_intent(str(session["payment_intent"]))
     session["id"] = "cs_test_forged"
-    statuses = w.send([("checkout.session.completed", session), ("payment_intent.succeeded", intent)])
+    statuses = w.send(
+        [("checkout.session.completed", session), ("payment_intent.succeeded", intent)]
+    )
     assert "success" not in statuses
     assert "needs_review" in statuses
     assert w.mp.plans.get(info.plan_purchase_id).credits_left == 0
