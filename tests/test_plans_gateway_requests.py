@@ -175,8 +175,7 @@ def linked(engine: Engine, http: responses.RequestsMock) -> tuple[MentorPay, Fak
     completed = session_json(meta, status="complete", payment_status="paid",
                              subscription="sub_1", customer="cus_1")  # fmt: skip
     start = int(START.timestamp())
-    sub = subscription(id="sub_1", customer="cus_1", metadata=meta, amount=8000, currency="gbp",
-                       period_start=start, period_end=start + 30 * 86400, item_id="si_1")  # fmt: skip
+    sub = sub_answer(metadata=meta)
     for event_type, obj in [("checkout.session.completed", completed),
                             ("customer.subscription.created", sub)]:  # fmt: skip
         body = encode_event(make_event(event_type, obj, created=start))
