@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 from mentorpay.errors import NoCreditsError
 from mentorpay.plans.checkout import PlanCheckoutInfo
 from mentorpay.testing import STRIPE_API_VERSION
-from tests.plan_kit import CANCEL, SUCCESS, plan_world
+from tests.plan_kit import CANCEL, SUCCESS, PlanWorld, plan_world
 
 pytestmark = pytest.mark.postgres
 THREADS = 8
@@ -76,6 +77,11 @@ def test_concurrent_checkouts_of_one_plan_create_one_stripe_session(pg_engine: E
     assert len({c.idempotency_key for c in w.gateway.calls_to("create_plan_checkout_session")}) == 1
 
 
+def deliver_half(w: PlanWorld, halves: list[dict[str, Any]], i: int) -> str:
+    """One thread's half of the invoice."""
+    return w.process(halves[i])
+
+
 def test_an_invoices_two_halves_processed_together_record_one_period(pg_engine: Engine) -> None:
     """invoice.paid and invoice_payment.paid in two threads: one payment, one period, credits."""
     w = plan_world(pg_engine, STRIPE_API_VERSION)
@@ -90,7 +96,7 @@ def test_an_invoices_two_halves_processed_together_record_one_period(pg_engine: 
         for e in events:
             if e not in halves:
                 w.process(e)
-        statuses, errors = run_threads(2, lambda i: w.process(halves[i]))
+        statuses, errors = run_threads(2, partial(deliver_half, w, halves))
         assert errors == [], errors
         assert "success" in statuses
         view = w.mp.plans.get(info.plan_purchase_id)
