@@ -229,3 +229,24 @@ def test_a_deleted_subscription_stays_canceled(engine: Engine, api_version: str)
     # A mentee may buy the plan again: the open key was freed.
     again, _ = sale(w)
     assert again != purchase
+
+
+@pytest.mark.parametrize("forged", ["invoice.paid", "invoice_payment.paid"])
+@pytest.mark.parametrize("payment_first", [False, True])
+def test_an_invoices_halves_that_disagree_go_to_review_in_either_order(
+    engine: Engine, forged: str, payment_first: bool
+) -> None:
+    """invoice.paid and invoice_payment.paid naming different amounts: review, whichever
+    half arrives first (the last one's figure is never silently dropped)."""
+    w = plan_world(engine, STRIPE_API_VERSION)
+    purchase, events = sale(w)
+    for obj in objects(events, forged):
+        obj["amount_paid"] = 100
+    halves = [(t, o) for t, o in events if t in ("invoice.paid", "invoice_payment.paid")]
+    rest = [(t, o) for t, o in events if (t, o) not in halves]
+    statuses = w.send(rest + (halves[::-1] if payment_first else halves))
+    assert statuses[-1] == "needs_review"
+    view = w.mp.plans.get(purchase)
+    assert (view.credits_left, [p.status for p in view.periods]) == (0, ["needs_review"])
+    assert w.balance() == (0, 0)
+    w.assert_verified()
