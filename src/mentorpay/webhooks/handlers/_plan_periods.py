@@ -21,7 +21,7 @@ from mentorpay.plans import rules, storage
 from mentorpay.webhooks._inbox import InboxStore
 from mentorpay.webhooks.handlers.payments import PaymentRecorder
 
-__all__ = ["PlanPeriods", "period_booking_id", "purchase_data"]
+__all__ = ["PlanPeriods", "halves_disagree", "period_booking_id", "purchase_data"]
 
 logger = logging.getLogger("mentorpay.webhooks")
 
@@ -78,7 +78,13 @@ class PlanPeriods:
     # -- recording a period ------------------------------------------------------------------
 
     def _complete(
-        self, conn: Connection, env: EventEnvelope, period: Row[Any], meta: Mapping[str, str]
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        period: Row[Any],
+        meta: Mapping[str, str],
+        *,
+        review: str | None = None,
     ) -> HandlerResult:
         """Record the period's payment and grant its credits, once both halves are known."""
         pi = period.payment_intent_id
@@ -108,7 +114,7 @@ class PlanPeriods:
         booking_id = period_booking_id(purchase.id, period.invoice_id)
         result = self._record(conn, env, purchase, booking_id, Money(price, purchase.currency),
                               pi=pi, amount=period.amount, currency=period.currency, meta=meta,
-                              session_id=None, charge_id=None)  # fmt: skip
+                              session_id=None, charge_id=None, review=review)  # fmt: skip
         return self._granted(conn, purchase, result, period_id=period.id, sessions=sessions,
                              booking_id=booking_id, now=now)  # fmt: skip
 
@@ -261,6 +267,18 @@ class PlanPeriods:
         sessions = purchase.sessions
         return self._granted(conn, purchase, result, period_id=period.id, sessions=sessions,
                              booking_id=booking_id, now=now)  # fmt: skip
+
+
+def halves_disagree(period: Row[Any], amount: int | None, currency: str) -> str | None:
+    """A review reason when this event's amount or currency differs from what the invoice's
+    other half recorded first (the row keeps the first figure; dropping the second silently
+    would make the outcome depend on the order Stripe delivered them in)."""
+    if (amount is None or period.amount in (None, amount)) and period.currency in (None, currency):
+        return None
+    return (
+        f"invoice_mismatch: the events of invoice {period.invoice_id} disagree "
+        f"({period.amount} {period.currency} vs {amount} {currency})"
+    )
 
 
 def purchase_data(purchase: Row[Any], env: EventEnvelope) -> dict[str, Any]:
