@@ -250,3 +250,31 @@ def test_an_invoices_halves_that_disagree_go_to_review_in_either_order(
     assert (view.credits_left, [p.status for p in view.periods]) == (0, ["needs_review"])
     assert w.balance() == (0, 0)
     w.assert_verified()
+
+
+@pytest.mark.parametrize("api_version", APIS)
+def test_an_invoice_naming_another_periods_payment_intent_is_refused(
+    engine: Engine, api_version: str
+) -> None:
+    """A renewal's payment forged to name the first period's intent: no error loop, no second
+    credit; Stripe's real events for the renewal still record it."""
+    w = plan_world(engine, api_version)
+    purchase = w.subscribe()
+    first_pi = w.mp.plans.get(purchase).periods[0].payment_intent_id
+    w.clock.advance(timedelta(days=31))
+    events = w.billing.renew_due()
+    forged = copy.deepcopy(events)
+    for event_type, obj in forged:
+        if event_type == "invoice_payment.paid":
+            obj["payment"]["payment_intent"] = first_pi
+        if event_type == "invoice.paid" and obj.get("payment_intent"):
+            obj["payment_intent"] = first_pi
+    statuses = w.send(forged)
+    assert "needs_review" not in statuses
+    assert w.balance() == (7200, 0)
+    assert [e.kind for e in w.effects].count("plan_period_paid") == 1
+    w.send(events)
+    view = w.mp.plans.get(purchase)
+    assert [(p.status, p.credits) for p in view.periods] == [("paid", 4), ("paid", 4)]
+    assert w.balance() == (14400, 0)
+    w.assert_verified()
