@@ -75,6 +75,16 @@ class PlanPeriods:
         storage.update_purchase(conn, row.id, self._clock(), stripe_seen_at=env.created, **values)
         return True
 
+    @staticmethod
+    def _intent_taken(conn: Connection, pi: str | None, invoice_id: str) -> bool:
+        """Whether ``pi`` already paid another period (a forged or confused event): one
+        intent pays one period, and the row's unique key would fail the event forever."""
+        other = storage.period_by_intent(conn, pi) if pi is not None else None
+        if other is None or other.invoice_id == invoice_id:
+            return False
+        logger.warning("invoice %s names payment %s of another period; ignored", invoice_id, pi)
+        return True
+
     # -- recording a period ------------------------------------------------------------------
 
     def _complete(

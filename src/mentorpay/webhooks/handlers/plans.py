@@ -69,6 +69,8 @@ class PlanEventHandlers(PlanPeriods):
             return HandlerResult("ignored", reason="not a mentorpay plan's invoice")
         if invoice.amount_paid == 0:
             return HandlerResult("ignored", reason="an invoice that charged nothing grants nothing")
+        if self._intent_taken(conn, invoice.payment_intent, invoice.id):
+            return HandlerResult("ignored", reason="its payment intent paid another period")
         period = invoice.service_period
         now = self._clock()
         self._advance(
@@ -102,6 +104,8 @@ class PlanEventHandlers(PlanPeriods):
         pi = paid.payment_intent_id
         if paid.invoice is None or pi is None or paid.status not in (None, "paid"):
             return HandlerResult("ignored", reason="no payment intent paid this invoice")
+        if self._intent_taken(conn, pi, paid.invoice):
+            return HandlerResult("ignored", reason="its payment intent paid another period")
         amount = paid.amount_paid if paid.amount_paid is not None else paid.amount_requested
         row = storage.save_period_facts(
             conn,
