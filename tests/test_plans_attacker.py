@@ -236,8 +236,7 @@ def test_a_deleted_subscription_stays_canceled(engine: Engine, api_version: str)
 def test_an_invoices_halves_that_disagree_go_to_review_in_either_order(
     engine: Engine, forged: str, payment_first: bool
 ) -> None:
-    """invoice.paid and invoice_payment.paid naming different amounts: review, whichever
-    half arrives first (the last one's figure is never silently dropped)."""
+    """An invoice's two halves naming different amounts go to review in either order."""
     w = plan_world(engine, STRIPE_API_VERSION)
     purchase, events = sale(w)
     for obj in objects(events, forged):
@@ -256,8 +255,7 @@ def test_an_invoices_halves_that_disagree_go_to_review_in_either_order(
 def test_an_invoice_naming_another_periods_payment_intent_is_refused(
     engine: Engine, api_version: str
 ) -> None:
-    """A renewal's payment forged to name the first period's intent: no error loop, no second
-    credit; Stripe's real events for the renewal still record it."""
+    """A renewal forged to name the first period's intent: ignored, no error, no credit."""
     w = plan_world(engine, api_version)
     purchase = w.subscribe()
     first_pi = w.mp.plans.get(purchase).periods[0].payment_intent_id
