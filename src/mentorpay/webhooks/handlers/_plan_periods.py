@@ -21,7 +21,7 @@ from mentorpay.plans import rules, storage
 from mentorpay.webhooks._inbox import InboxStore
 from mentorpay.webhooks.handlers.payments import PaymentRecorder
 
-__all__ = ["PlanPeriods", "period_booking_id", "purchase_data"]
+__all__ = ["PlanPeriods", "halves_disagree", "period_booking_id", "purchase_data"]
 
 logger = logging.getLogger("mentorpay.webhooks")
 
@@ -84,10 +84,26 @@ class PlanPeriods:
         storage.update_purchase(conn, row.id, self._clock(), stripe_seen_at=env.created, **values)
         return True
 
+    @staticmethod
+    def _intent_taken(conn: Connection, pi: str | None, invoice_id: str) -> bool:
+        """Whether ``pi`` already paid another period (a forged or confused event): one
+        intent pays one period, and the row's unique key would fail the event forever."""
+        other = storage.period_by_intent(conn, pi) if pi is not None else None
+        if other is None or other.invoice_id == invoice_id:
+            return False
+        logger.warning("invoice %s names payment %s of another period; ignored", invoice_id, pi)
+        return True
+
     # -- recording a period ------------------------------------------------------------------
 
     def _complete(
-        self, conn: Connection, env: EventEnvelope, period: Row[Any], meta: Mapping[str, str]
+        self,
+        conn: Connection,
+        env: EventEnvelope,
+        period: Row[Any],
+        meta: Mapping[str, str],
+        *,
+        review: str | None = None,
     ) -> HandlerResult:
         """Record the period's payment and grant its credits, once both halves are known."""
         pi = period.payment_intent_id
@@ -121,7 +137,8 @@ class PlanPeriods:
         booking_id = period_booking_id(purchase.id, period.invoice_id)
         result = self._record(conn, env, purchase, booking_id, Money(price, purchase.currency),
                               pi=pi, amount=period.amount, currency=period.currency, meta=meta,
-                              session_id=None, charge_id=None, fee=fee)  # fmt: skip
+                              session_id=None, charge_id=None, review=review,
+                              fee=fee)  # fmt: skip
         return self._granted(conn, purchase, result, period_id=period.id, sessions=sessions,
                              booking_id=booking_id, now=now)  # fmt: skip
 
@@ -276,6 +293,18 @@ class PlanPeriods:
         sessions = purchase.sessions
         return self._granted(conn, purchase, result, period_id=period.id, sessions=sessions,
                              booking_id=booking_id, now=now)  # fmt: skip
+
+
+def halves_disagree(period: Row[Any], amount: int | None, currency: str) -> str | None:
+    """A review reason when this event's amount or currency differs from what the invoice's
+    other half recorded first (the row keeps the first figure; dropping the second silently
+    would make the outcome depend on the order Stripe delivered them in)."""
+    if (amount is None or period.amount in (None, amount)) and period.currency in (None, currency):
+        return None
+    return (
+        f"invoice_mismatch: the events of invoice {period.invoice_id} disagree "
+        f"({period.amount} {period.currency} vs {amount} {currency})"
+    )
 
 
 def purchase_data(purchase: Row[Any], env: EventEnvelope) -> dict[str, Any]:

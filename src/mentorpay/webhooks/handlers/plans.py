@@ -34,7 +34,12 @@ from mentorpay.events import Effect, EffectKind, EventEnvelope, Handler, Handler
 from mentorpay.plans import rules, storage
 from mentorpay.stripe_billing import InvoiceObject, InvoicePaymentObject, SubscriptionObject
 from mentorpay.stripe_objects import CheckoutSessionObject, parse_object
-from mentorpay.webhooks.handlers._plan_periods import PlanPeriods, period_booking_id, purchase_data
+from mentorpay.webhooks.handlers._plan_periods import (
+    PlanPeriods,
+    halves_disagree,
+    period_booking_id,
+    purchase_data,
+)
 
 __all__ = ["PlanEventHandlers", "period_booking_id"]
 
@@ -64,6 +69,8 @@ class PlanEventHandlers(PlanPeriods):
             return HandlerResult("ignored", reason="not a mentorpay plan's invoice")
         if invoice.amount_paid == 0:
             return HandlerResult("ignored", reason="an invoice that charged nothing grants nothing")
+        if self._intent_taken(conn, invoice.payment_intent, invoice.id):
+            return HandlerResult("ignored", reason="its payment intent paid another period")
         period = invoice.service_period
         now = self._clock()
         self._advance(
@@ -88,7 +95,8 @@ class PlanEventHandlers(PlanPeriods):
             credits=0,
             used=0,
         )
-        return self._complete(conn, env, row, invoice.subscription_metadata)
+        review = halves_disagree(row, invoice.amount_paid, invoice.currency.upper())
+        return self._complete(conn, env, row, invoice.subscription_metadata, review=review)
 
     def _on_invoice_payment_paid(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A payment intent paid an invoice (newer API versions): the period's other half."""
@@ -96,18 +104,22 @@ class PlanEventHandlers(PlanPeriods):
         pi = paid.payment_intent_id
         if paid.invoice is None or pi is None or paid.status not in (None, "paid"):
             return HandlerResult("ignored", reason="no payment intent paid this invoice")
+        if self._intent_taken(conn, pi, paid.invoice):
+            return HandlerResult("ignored", reason="its payment intent paid another period")
+        amount = paid.amount_paid if paid.amount_paid is not None else paid.amount_requested
         row = storage.save_period_facts(
             conn,
             invoice_id=paid.invoice,
             now=self._clock(),
             payment_intent_id=pi,
             currency=paid.currency.upper(),
-            amount=paid.amount_paid if paid.amount_paid is not None else paid.amount_requested,
+            amount=amount,
             status="pending",
             credits=0,
             used=0,
         )
-        return self._complete(conn, env, row, {})
+        review = halves_disagree(row, amount, paid.currency.upper())
+        return self._complete(conn, env, row, {}, review=review)
 
     def _on_invoice_payment_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A renewal failed: the plan is past due (Stripe retries); no credits; tell the host."""
