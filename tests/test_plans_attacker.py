@@ -71,6 +71,45 @@ def test_metadata_naming_another_mentees_purchase_links_nothing(
 
 
 @pytest.mark.parametrize("api_version", APIS)
+def test_a_subscription_naming_an_open_purchase_never_takes_it_over(
+    engine: Engine, api_version: str
+) -> None:
+    """A subscription made at Stripe with e1's open purchase in its metadata (right mentee and
+    mentor) is not linked; the real Checkout's subscription is, and only its period counts."""
+    w = plan_world(engine, api_version)
+    purchase, events = sale(w)
+    meta = {"plan_purchase_id": purchase, "plan_id": "monthly", "mentor_id": "m1"}
+    w.send(foreign_subscription(w, {**meta, "mentee_id": "e1"}))
+    waiting = w.mp.plans.get(purchase)
+    assert (waiting.subscription_id, waiting.periods) == (None, ())
+    assert w.balance() == (0, 0)
+    w.send(events)
+    view = w.mp.plans.get(purchase)
+    assert view.subscription_id == objects(events, "checkout.session.completed")[0]["subscription"]
+    assert [p.credits for p in view.periods] == [4]  # (lapsed by now: the attack took a month)
+    assert w.balance() == (7200, 0)
+    w.assert_verified()
+
+
+@pytest.mark.parametrize("api_version", APIS)
+def test_an_invoice_paid_before_its_checkout_completed_waits_for_it(
+    engine: Engine, api_version: str
+) -> None:
+    """Stripe's invoice events ahead of checkout.session.completed: recorded when it links."""
+    w = plan_world(engine, api_version)
+    purchase, events = sale(w)
+    checkout = [e for e in events if e[0] == "checkout.session.completed"]
+    assert set(w.send([e for e in events if e not in checkout])) <= {"success", "ignored"}
+    assert w.balance() == (0, 0)
+    assert w.send(checkout) == ["success"]
+    view = w.mp.plans.get(purchase)
+    assert (view.status, len(view.periods), view.credits_left) == ("active", 1, 4)
+    assert w.balance() == (7200, 0)
+    assert [e.kind for e in w.effects].count("plan_period_paid") == 1
+    w.assert_verified()
+
+
+@pytest.mark.parametrize("api_version", APIS)
 def test_metadata_naming_an_already_linked_purchase_is_ignored(
     engine: Engine, api_version: str
 ) -> None:

@@ -174,6 +174,9 @@ class PaymentGateway(Protocol):
         """Replace the subscription's one item's price with ``params``' plan from the next
         period on (no proration) and its metadata with ``params.metadata``."""
 
+    def retrieve_subscription(self, subscription_id: str) -> GatewaySubscription:
+        """One Subscription, as Stripe has it now (its item, status, cancellation)."""
+
     def create_billing_portal_session(
         self, customer_id: str, *, return_url: str, idempotency_key: str
     ) -> str:

@@ -94,6 +94,9 @@ class PlanPeriod(Base):
         ForeignKey("mentorpay_plan_purchases.id"), index=True
     )
     invoice_id: Mapped[str | None] = mapped_column(Id, unique=True)
+    #: The subscription the invoice bills: a period whose subscription is not linked to a
+    #: purchase yet (its checkout's completion has not arrived) waits under it.
+    subscription_id: Mapped[str | None] = mapped_column(Id, index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(Id, unique=True)
     plan_id: Mapped[str | None] = mapped_column(Id)
     currency: Mapped[str] = mapped_column(String(3))

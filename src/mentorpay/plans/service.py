@@ -140,7 +140,7 @@ class PlansService(PlanCredits):
             row = self._owned(conn, purchase_id, user_id)
             if row.kind != "subscription" or row.status not in ("active", "past_due"):
                 raise ConflictError(f"plan purchase {row.id} is not a live subscription")
-            if row.item_id is None or row.subscription_id is None:
+            if row.subscription_id is None:
                 raise ConflictError("the subscription is not confirmed by Stripe yet; retry")
             if plan.kind != "subscription" or plan.mentor_id != row.mentor_id:
                 raise ConflictError(f"plan {plan_id} is not a plan of the same mentor")
@@ -166,6 +166,12 @@ class PlansService(PlanCredits):
         if claimed is None:
             return self.get(purchase_id)
         row, changes = claimed
+        item_id = row.item_id
+        if item_id is None:
+            # Its subscription events came before the checkout linked it: ask Stripe.
+            item_id = self._gateway.retrieve_subscription(row.subscription_id).item_id
+            if item_id is None:
+                raise ConflictError("the subscription has no item to change; retry")
         params = PlanCheckoutParams(
             purchase_id=row.id,
             plan_id=plan.id,
@@ -189,7 +195,7 @@ class PlansService(PlanCredits):
         )
         self._gateway.change_subscription_plan(
             row.subscription_id,
-            item_id=row.item_id,
+            item_id=item_id,
             params=params,
             idempotency_key=plan_change_idempotency_key(row.subscription_id, plan.id, changes),
         )

@@ -31,6 +31,7 @@ __all__ = [
     "purchase_by_open_key",
     "purchase_by_subscription",
     "save_period_facts",
+    "unlinked_periods",
     "update_period",
     "update_purchase",
     "usable_periods",
@@ -160,6 +161,17 @@ def period(conn: Connection, period_id: int, *, lock: bool = False) -> Row[Any] 
     if lock:
         stmt = stmt.with_for_update(of=_periods)
     return conn.execute(stmt).first()
+
+
+def unlinked_periods(conn: Connection, subscription_id: str) -> list[Row[Any]]:
+    """Periods of a subscription that no purchase claimed yet, oldest first, locked."""
+    stmt = (
+        select(_periods)
+        .where(_periods.c.subscription_id == subscription_id, _periods.c.purchase_id.is_(None))
+        .order_by(_periods.c.id)
+        .with_for_update()
+    )
+    return list(conn.execute(stmt))
 
 
 def period_by_intent(conn: Connection, payment_intent_id: str) -> Row[Any] | None:

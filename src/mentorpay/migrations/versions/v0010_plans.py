@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("purchase_id", sa.String(length=64), nullable=True),
         sa.Column("invoice_id", sa.String(length=255), nullable=True),
+        sa.Column("subscription_id", sa.String(length=255), nullable=True),
         sa.Column("payment_intent_id", sa.String(length=255), nullable=True),
         sa.Column("plan_id", sa.String(length=255), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
@@ -112,6 +113,11 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_mentorpay_plan_periods_status_expires_at", ["status", "expires_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_mentorpay_plan_periods_subscription_id"),
+            ["subscription_id"],
+            unique=False,
         )
     op.create_table(
         "mentorpay_plan_credit_uses",

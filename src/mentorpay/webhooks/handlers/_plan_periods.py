@@ -40,28 +40,15 @@ class PlanPeriods:
 
     # -- finding the purchase ----------------------------------------------------------------
 
-    def _purchase_for(
-        self, conn: Connection, subscription_id: str | None, metadata: Mapping[str, str]
-    ) -> Row[Any] | None:
-        """The purchase of a subscription, locked: by its id, else by the metadata mentorpay
-        set (linking the subscription to it, once, if the ids agree with mentorpay's row)."""
+    @staticmethod
+    def _purchase_for(conn: Connection, subscription_id: str | None) -> Row[Any] | None:
+        """The purchase of a subscription, locked. Only a completed Checkout Session that
+        mentorpay created links a subscription to a purchase (:meth:`subscription_checkout`):
+        metadata naming a purchase never does, since anyone with the platform's keys can
+        create a subscription carrying it."""
         if subscription_id is None:
             return None
-        row = storage.purchase_by_subscription(conn, subscription_id)
-        if row is not None:
-            return row
-        purchase_id = metadata.get("plan_purchase_id")
-        row = storage.lock_purchase(conn, purchase_id) if purchase_id else None
-        if (
-            row is None
-            or row.kind != "subscription"
-            or row.subscription_id is not None
-            or metadata.get("mentee_id") not in (None, row.mentee_id)
-            or metadata.get("mentor_id") not in (None, row.mentor_id)
-        ):
-            return None
-        storage.update_purchase(conn, row.id, self._clock(), subscription_id=subscription_id)
-        return storage.lock_purchase(conn, row.id)
+        return storage.purchase_by_subscription(conn, subscription_id)
 
     def _advance(self, conn: Connection, row: Row[Any], env: EventEnvelope, **values: Any) -> bool:
         """Apply a subscription state newer than the last one applied; ``False`` if stale.

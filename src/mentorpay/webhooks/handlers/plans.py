@@ -64,8 +64,9 @@ class PlanEventHandlers(PlanPeriods):
     def _on_invoice_paid(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """An invoice was paid: the subscription's period, recorded once its payment is known."""
         invoice = parse_object(InvoiceObject, env)
-        purchase = self._purchase_for(conn, invoice.subscription_id, invoice.subscription_metadata)
-        if purchase is None:
+        purchase = self._purchase_for(conn, invoice.subscription_id)
+        meta = invoice.subscription_metadata
+        if purchase is None and "plan_purchase_id" not in meta:
             return HandlerResult("ignored", reason="not a mentorpay plan's invoice")
         if invoice.amount_paid == 0:
             return HandlerResult("ignored", reason="an invoice that charged nothing grants nothing")
@@ -73,19 +74,22 @@ class PlanEventHandlers(PlanPeriods):
             return HandlerResult("ignored", reason="its payment intent paid another period")
         period = invoice.service_period
         now = self._clock()
-        self._advance(
-            conn,
-            purchase,
-            env,
-            status="active",
-            current_period_end=period[1] if period else purchase.current_period_end,
-        )
+        if purchase is not None:
+            self._advance(
+                conn,
+                purchase,
+                env,
+                status="active",
+                current_period_end=period[1] if period else purchase.current_period_end,
+            )
+        # Before its Checkout completed, the period waits under the subscription's id.
         row = storage.save_period_facts(
             conn,
             invoice_id=invoice.id,
             now=now,
-            purchase_id=purchase.id,
-            plan_id=invoice.subscription_metadata.get("plan_id") or purchase.plan_id,
+            purchase_id=purchase.id if purchase is not None else None,
+            subscription_id=invoice.subscription_id,
+            plan_id=meta.get("plan_id") or (purchase.plan_id if purchase is not None else None),
             payment_intent_id=invoice.payment_intent,
             currency=invoice.currency.upper(),
             amount=invoice.amount_paid,
@@ -124,7 +128,7 @@ class PlanEventHandlers(PlanPeriods):
     def _on_invoice_payment_failed(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """A renewal failed: the plan is past due (Stripe retries); no credits; tell the host."""
         invoice = parse_object(InvoiceObject, env)
-        purchase = self._purchase_for(conn, invoice.subscription_id, invoice.subscription_metadata)
+        purchase = self._purchase_for(conn, invoice.subscription_id)
         if purchase is None:
             return HandlerResult("ignored", reason="not a mentorpay plan's invoice")
         self._advance(conn, purchase, env, status="past_due")
@@ -149,7 +153,7 @@ class PlanEventHandlers(PlanPeriods):
         """A renewal is coming (Stripe's ``invoice.upcoming``, which has no id): a notice."""
         obj = dict(env.data.object)
         invoice = InvoiceObject.model_validate({**obj, "id": obj.get("id") or env.id})
-        purchase = self._purchase_for(conn, invoice.subscription_id, invoice.subscription_metadata)
+        purchase = self._purchase_for(conn, invoice.subscription_id)
         if purchase is None or purchase.status == "canceled" or purchase.cancel_at_period_end:
             return HandlerResult("ignored", reason="no renewal of a mentorpay plan")
         data = {
@@ -167,7 +171,7 @@ class PlanEventHandlers(PlanPeriods):
     def _on_subscription(self, conn: Connection, env: EventEnvelope) -> HandlerResult:
         """The subscription's status, period end, cancellation and item, newest event wins."""
         sub = parse_object(SubscriptionObject, env)
-        purchase = self._purchase_for(conn, sub.id, sub.metadata or {})
+        purchase = self._purchase_for(conn, sub.id)
         if purchase is None:
             return HandlerResult("ignored", reason="not a mentorpay plan's subscription")
         deleted = env.type == "customer.subscription.deleted"
@@ -205,8 +209,16 @@ class PlanEventHandlers(PlanPeriods):
         }
         if purchase.status in ("creating", "checkout"):
             values["status"] = "active" if session.payment_status != "unpaid" else "checkout"
-        storage.update_purchase(conn, purchase.id, self._clock(), **values)
-        return HandlerResult("success")
+        now = self._clock()
+        storage.update_purchase(conn, purchase.id, now, **values)
+        # The invoices paid before this event arrived wait under the subscription: record them.
+        effects: list[Effect] = []
+        for waiting in storage.unlinked_periods(conn, session.subscription):
+            storage.update_period(conn, waiting.id, now, purchase_id=purchase.id)
+            row = storage.period(conn, waiting.id)
+            assert row is not None
+            effects += self._complete(conn, env, row, {}).effects
+        return HandlerResult("success", effects)
 
     def checkout_ended(
         self,
