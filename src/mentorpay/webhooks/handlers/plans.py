@@ -8,10 +8,12 @@ names the subscription and the period, ``invoice_payment.paid`` the payment inte
 row (:mod:`mentorpay.plans.storage`) collects both and the payment is recorded when both are in.
 Older versions name the payment intent on the invoice, so ``invoice.paid`` alone completes it.
 
-Truth: the purchase (found by the subscription id, or by the metadata mentorpay set on the
-subscription before it was linked) says who is credited and how much each period costs; the
-invoice only reports what Stripe took. A period that disagrees goes to review like a booking's
-payment. A package is paid once through a payment-mode Checkout Session; its events are the
+Truth: the purchase says who is credited and how much each period costs; the invoice only
+reports what Stripe took. A subscription belongs to a purchase only once the Checkout Session
+mentorpay created for it completed (``checkout.session.completed`` names both): metadata on a
+subscription never links one, since anyone with the platform's keys can create a subscription
+carrying it. Invoices paid before that event arrived wait under their subscription's id and
+are recorded when it links. A period that disagrees goes to review like a booking's payment. A package is paid once through a payment-mode Checkout Session; its events are the
 booking events' (``checkout.session.*``, ``payment_intent.succeeded``), routed here by their
 ``plan_purchase_id`` metadata.
 
