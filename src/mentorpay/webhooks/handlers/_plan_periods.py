@@ -166,7 +166,7 @@ class PlanPeriods:
             charge_id=charge_id,
             platform_fee=fee,
             expected=(expected, booking),
-            review=review,
+            extra_reason=review,
         )
 
     def _granted(

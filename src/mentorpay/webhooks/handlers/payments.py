@@ -181,14 +181,14 @@ class PaymentRecorder:
         destination: str | None = None,
         platform_fee: int | None = None,
         expected: tuple[Expected, BookingInfo] | None = None,
-        review: str | None = None,
+        extra_reason: str | None = None,
     ) -> HandlerResult:
         """Check a reported payment against mentorpay's terms and record it (see the class).
 
         ``expected``: the truth when the caller already knows it (a plan period, from the
         plan tables): what to charge and the booking it stands for; the metadata then only
-        names the mentor and mentee to compare. ``review``: one more disagreement the caller
-        found."""
+        names the mentor and mentee to compare. ``extra_reason``: one more disagreement the
+        caller found."""
         if pi is not None and expected is None and self.plans is not None and is_plan(metadata):
             assert metadata is not None
             return self.plans.record_package(
@@ -219,8 +219,10 @@ class PaymentRecorder:
         booking: BookingInfo | None
         if expected is not None:
             truth, booking = expected
-            row, paid_by = self._checkout_terms(conn, pi, None, truth.booking_id, gross)
-            row = None  # the plan tables are the terms; no checkout row names a period
+            # The plan tables are the terms (no checkout row names a period); the lookup
+            # still answers whether another payment intent already paid this booking.
+            row = None
+            _, paid_by = self._checkout_terms(conn, pi, None, truth.booking_id, gross)
             meta = metadata or {}
             claim = Claim(gross, None, meta.get("mentor_id"), meta.get("mentee_id"))
         else:
@@ -242,8 +244,8 @@ class PaymentRecorder:
             logger.warning("payment %s of %s recorded nothing; ignored", pi, gross)
             return HandlerResult("ignored", reason="a payment of zero moves no money")
         reasons = disagreements(truth, claim, booking, paid_by=paid_by)
-        if review is not None:
-            reasons.append(review)
+        if extra_reason is not None:
+            reasons.append(extra_reason)
         if destination is None and self._config.connect_destination_charges:
             # Checkout asked Stripe to send the mentor's share to the booking's account.
             destination = booking.mentor_stripe_account if booking is not None else None

@@ -13,8 +13,9 @@ reports what Stripe took. A subscription belongs to a purchase only once the Che
 mentorpay created for it completed (``checkout.session.completed`` names both): metadata on a
 subscription never links one, since anyone with the platform's keys can create a subscription
 carrying it. Invoices paid before that event arrived wait under their subscription's id and
-are recorded when it links. A period that disagrees goes to review like a booking's payment. A package is paid once through a payment-mode Checkout Session; its events are the
-booking events' (``checkout.session.*``, ``payment_intent.succeeded``), routed here by their
+are recorded when it links. A period that disagrees goes to review like a booking's payment.
+A package is paid once through a payment-mode Checkout Session; its events are the booking
+events' (``checkout.session.*``, ``payment_intent.succeeded``), routed here by their
 ``plan_purchase_id`` metadata.
 
 Subscription events (``customer.subscription.*``) and ``invoice.payment_failed`` move no money:
