@@ -65,6 +65,7 @@ _WEBHOOK_TESTS = [
 ]
 # Module names are dotted below mentorpay: "ledger.rules" is src/mentorpay/ledger/rules.py.
 _PLAN_TESTS = [
+    "tests/test_plans_checkout_events.py",
     "tests/test_plans_credits.py",
     "tests/test_plans_lifecycle.py",
     "tests/test_plans_notifications.py",
