@@ -74,8 +74,7 @@ def test_metadata_naming_another_mentees_purchase_links_nothing(
 def test_a_subscription_naming_an_open_purchase_never_takes_it_over(
     engine: Engine, api_version: str
 ) -> None:
-    """A subscription made at Stripe with e1's open purchase in its metadata (right mentee and
-    mentor) is not linked; the real Checkout's subscription is, and only its period counts."""
+    """A Stripe-made subscription naming e1's open purchase is never linked; the real one is."""
     w = plan_world(engine, api_version)
     purchase, events = sale(w)
     meta = {"plan_purchase_id": purchase, "plan_id": "monthly", "mentor_id": "m1"}
