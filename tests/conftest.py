@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import responses
 from hypothesis import settings
 from sqlalchemy import Engine
 
@@ -83,3 +84,11 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def pg_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A clean PostgreSQL database, direct and through PgBouncer; skipped when not configured."""
     yield from database_leg(request, tmp_path)
+
+
+@pytest.fixture
+def http() -> Iterator[responses.RequestsMock]:
+    """Stripe's HTTP API intercepted: every request must be expected, none reaches the
+    network (modules with their own ``http`` fixture override this one)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock

@@ -3,7 +3,6 @@ mapping, idempotency keys, pagination, and the FakeGateway's Stripe-like behavio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,33 +35,16 @@ from mentorpay.gateway import (
 )
 from mentorpay.money import Money
 from mentorpay.testing import FakeGateway
+from tests.fixtures.stripe_http import form
 
 API = "https://api.stripe.com"
 EXPIRES = datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    """Every HTTP request must be matched; nothing reaches the network."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
 def gateway() -> StripeGateway:
     """A StripeGateway with SDK retries off, so error tests see exactly one request."""
     return StripeGateway("sk_test_123", max_network_retries=0)
-
-
-def form(request: Any) -> dict[str, str]:
-    """The request's form-encoded body as a dict, refusing duplicate keys."""
-    body = request.body or ""
-    if isinstance(body, bytes):
-        body = body.decode()
-    pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))
-    result = dict(pairs)
-    assert len(result) == len(pairs), "duplicate form keys"
-    return result
 
 
 def query(request: Any) -> dict[str, str]:

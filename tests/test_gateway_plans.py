@@ -4,10 +4,8 @@ canceled subscription; the FakeGateway's Stripe-like behaviour for the same call
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 import responses
@@ -29,6 +27,7 @@ from mentorpay.gateway import (
 from mentorpay.gateway._plans import is_subscription_canceled
 from mentorpay.money import Money
 from mentorpay.testing import FakeGateway
+from tests.fixtures.stripe_http import form
 
 API = "https://api.stripe.com"
 EXPIRES = datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
@@ -37,27 +36,9 @@ PERIOD_END = 1_775_044_800  # 2026-04-01T12:00:00Z
 
 
 @pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    """Every HTTP request must be matched; nothing reaches the network."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
 def gateway() -> StripeGateway:
     """A StripeGateway with SDK retries off, so each test sees exactly its requests."""
     return StripeGateway("sk_test_123", max_network_retries=0)
-
-
-def form(request: Any) -> dict[str, str]:
-    """The request's form-encoded body (or query string for DELETE) as a dict, no duplicates."""
-    body = request.body or ""
-    if isinstance(body, bytes):
-        body = body.decode()
-    pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))
-    result = dict(pairs)
-    assert len(result) == len(pairs), "duplicate form keys"
-    return result
 
 
 def plan(**overrides: Any) -> PlanCheckoutParams:

@@ -6,10 +6,8 @@ request. Expected bodies are written out from Stripe's API reference, not from m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -28,17 +26,11 @@ from mentorpay.testing import (
     sign_payload,
     subscription,
 )
+from tests.fixtures.stripe_http import form
 from tests.plan_kit import CANCEL, MONTHLY, MONTHLY_PLUS, PACKAGE, SECRET, START, SUCCESS
 
 API = "https://api.stripe.com"
 EXPIRES = int((START + timedelta(hours=1)).timestamp())  # the default checkout_expiry
-
-
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    """Every request must be expected; nothing reaches the network."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 def world(engine: Engine) -> tuple[MentorPay, FakeClock]:
@@ -54,16 +46,6 @@ def world(engine: Engine) -> tuple[MentorPay, FakeClock]:
     )
     mp.create_schema()
     return mp, clock
-
-
-def form(request: Any) -> dict[str, str]:
-    """A form-encoded request body as a dict (no key twice)."""
-    body = request.body or ""
-    if isinstance(body, bytes):
-        body = body.decode()
-    pairs = parse_qsl(body, keep_blank_values=True)
-    assert len(dict(pairs)) == len(pairs), "duplicate form keys"
-    return dict(pairs)
 
 
 def session_json(metadata: dict[str, str], **extra: Any) -> dict[str, Any]:
