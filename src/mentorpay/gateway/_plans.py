@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from mentorpay.errors import GatewayError, GatewayInvalidRequestError, InvalidRequestError
@@ -70,7 +71,7 @@ def check_plan_params(params: PlanCheckoutParams) -> None:
             "not application_fee_percent"
         )
     percent = params.application_fee_percent
-    if percent is not None and (not _PERCENT.fullmatch(percent) or float(percent) > 100):
+    if percent is not None and (not _PERCENT.fullmatch(percent) or Decimal(percent) > 100):
         raise InvalidRequestError(
             f"application_fee_percent must be 0 to 100 with at most two decimals, got {percent!r}",
             application_fee_percent=percent,

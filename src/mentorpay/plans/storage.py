@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.engine import Connection
 
 from mentorpay.db import insert_for
@@ -269,15 +269,3 @@ def delete_use(conn: Connection, booking_id: str) -> None:
     conn.execute(
         delete(_uses).where(_uses.c.booking_id == booking_id, _uses.c.released_at.is_(None))
     )
-
-
-def credit_counts(conn: Connection, purchase_ids: list[str]) -> dict[str, int]:
-    """Credits spent per purchase (for listings)."""
-    if not purchase_ids:
-        return {}
-    stmt = (
-        select(_periods.c.purchase_id, func.coalesce(func.sum(_periods.c.used), 0))
-        .where(_periods.c.purchase_id.in_(purchase_ids))
-        .group_by(_periods.c.purchase_id)
-    )
-    return {pid: int(n) for pid, n in conn.execute(stmt)}

@@ -28,7 +28,14 @@ from mentorpay.gateway.protocol import PlanCheckoutParams
 from mentorpay.money import Money
 from mentorpay.stripe_billing import GatewaySubscription
 from mentorpay.stripe_objects import GatewayCheckoutSession
-from mentorpay.testing._fake_stripe import SESSION, FakeStripe, _invalid, _missing, _new_id
+from mentorpay.testing._fake_stripe import (
+    SESSION,
+    FakeStripe,
+    _check_checkout,
+    _invalid,
+    _missing,
+    _new_id,
+)
 
 __all__ = ["PORTAL_URL_PREFIX", "FakeBillingCalls"]
 
@@ -41,18 +48,7 @@ _INTERVAL_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 def _check_plan_checkout(params: PlanCheckoutParams, now: datetime) -> None:
     """Refuse what Stripe refuses (as for booking sessions, plus the plan's own rules)."""
     check_plan_params(params)
-    if params.amount.amount <= 0:
-        raise _invalid("unit_amount must be positive")
-    window = params.expires_at - now
-    if not timedelta(minutes=30) - timedelta(seconds=5) <= window <= timedelta(hours=24):
-        raise _invalid(
-            "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
-            "Checkout Session creation"
-        )
-    if params.application_fee is not None and params.application_fee > params.amount:
-        raise _invalid("application_fee_amount cannot exceed the amount")
-    if params.destination is not None and not params.destination.startswith("acct_"):
-        raise _missing("destination", params.destination)
+    _check_checkout(params, now)
     if params.customer_id is not None and not params.customer_id.startswith("cus_"):
         raise _missing("customer", params.customer_id)
 
@@ -334,6 +330,7 @@ class FakeBillingCalls:
             merged = {**sub["metadata"], **change_metadata(params)}
             sub["metadata"] = {k: v for k, v in merged.items() if v != ""}
             if params.application_fee_percent is not None:
+                # A percentage, not an amount: Stripe's API returns it as a JSON number.
                 sub["application_fee_percent"] = float(params.application_fee_percent)
             if params.destination is not None:
                 sub["transfer_data"] = {"destination": params.destination}

@@ -41,7 +41,7 @@ def _invalid(message: str, code: str = "parameter_invalid") -> GatewayInvalidReq
     )
 
 
-def _check_checkout(params: CheckoutSessionParams, now: datetime) -> None:
+def _check_checkout(params: CheckoutSessionParams | PlanCheckoutParams, now: datetime) -> None:
     """Refuse what Stripe refuses: amount, expiry window, fee and destination."""
     if params.amount.amount <= 0:
         raise _invalid("unit_amount must be positive")

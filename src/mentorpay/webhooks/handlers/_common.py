@@ -133,4 +133,4 @@ class PlanPayments(Protocol):
 
 def is_plan(metadata: Mapping[str, str] | None) -> bool:
     """Whether an object's metadata names a plan purchase (set by plan checkout)."""
-    return bool(metadata) and "plan_purchase_id" in metadata  # type: ignore[operator]
+    return metadata is not None and "plan_purchase_id" in metadata
